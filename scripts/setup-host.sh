@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Prepares a Debian 12 machine for building and testing tykky: Apptainer (which Debian 12 does
+# not package), squashfs tools, a non-root test user and the cached base image. Idempotent: every
+# step checks whether its result is already there. Run as root.
+set -euo pipefail
+
+CACHE_DIR=${TYKKY_CI_DIR:-/opt/tykky-ci}
+GLIBC_DIR="$CACHE_DIR/glibc"
+IMAGE_DIR="$CACHE_DIR/images"
+TEST_USER=${TYKKY_TEST_USER:-tykkytest}
+ARCH_TRIPLET=x86_64-linux-gnu
+
+log() { printf '[setup-host] %s\n' "$*" >&2; }
+
+debian_mirror() {
+    # The mirror this machine already uses, so no host name is written anywhere.
+    local uri=""
+    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+        uri=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+    fi
+    if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+        uri=$(awk '$1 == "deb" && $3 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
+    fi
+    [ -n "$uri" ] || { log "cannot find the Debian mirror in /etc/apt sources"; exit 1; }
+    printf '%s\n' "$uri"
+}
+
+apt_updated=""
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ -z "$apt_updated" ]; then apt-get update -qq; apt_updated=1; fi
+    log "installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+apptainer_works() {
+    command -v apptainer >/dev/null 2>&1 && apptainer --version >/dev/null 2>&1
+}
+
+download_apptainer_debs() {
+    local workdir=$1 mirror
+    mirror=$(debian_mirror)
+    local extra=/etc/apt/sources.list.d/tykky-extra.sources pin=/etc/apt/preferences.d/tykky-extra
+    cat > "$extra" <<SRC
+Types: deb
+URIs: $mirror
+Suites: trixie sid
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    cat > "$pin" <<PIN
+Package: *
+Pin: release n=trixie
+Pin-Priority: 1
+
+Package: *
+Pin: release n=sid
+Pin-Priority: 1
+PIN
+    local status=0
+    chmod 755 "$workdir"
+    apt-get update -qq && (cd "$workdir" && apt-get download -qq apptainer/sid libc6/trixie) || status=$?
+    rm -f "$extra" "$pin"
+    apt-get update -qq
+    apt_updated=1
+    return "$status"
+}
+
+install_apptainer() {
+    apt_install libseccomp2 libsqlite3-0 patchelf ca-certificates
+    local workdir
+    workdir=$(mktemp -d)
+    download_apptainer_debs "$workdir"
+    mkdir -p "$workdir/apptainer" "$workdir/libc"
+    dpkg -x "$workdir"/apptainer_*.deb "$workdir/apptainer"
+    dpkg -x "$workdir"/libc6_*.deb "$workdir/libc"
+    # Apptainer from sid needs a newer glibc than bookworm's: give it a private one.
+    mkdir -p "$GLIBC_DIR"
+    cp -a "$workdir/libc/usr/lib/$ARCH_TRIPLET/." "$GLIBC_DIR/"
+    cp -a /usr/lib/$ARCH_TRIPLET/libseccomp.so.2* /usr/lib/$ARCH_TRIPLET/libsqlite3.so.0* "$GLIBC_DIR/"
+    mkdir -p /etc/apptainer /usr/lib/$ARCH_TRIPLET/apptainer /var/lib/apptainer/mnt/session
+    cp -a "$workdir/apptainer/etc/apptainer/." /etc/apptainer/
+    cp -a "$workdir/apptainer/usr/lib/$ARCH_TRIPLET/apptainer/." /usr/lib/$ARCH_TRIPLET/apptainer/
+    cp -a "$workdir/apptainer/usr/bin/apptainer" /usr/bin/apptainer
+    # --force-rpath: apptainer sets LD_LIBRARY_PATH for its children, RUNPATH would lose to it.
+    for binary in /usr/bin/apptainer /usr/lib/$ARCH_TRIPLET/apptainer/bin/starter; do
+        patchelf --set-interpreter "$GLIBC_DIR/ld-linux-x86-64.so.2" --force-rpath --set-rpath "$GLIBC_DIR" "$binary"
+    done
+    rm -rf "$workdir"
+}
+
+configure_apptainer() {
+    local conf=/etc/apptainer/apptainer.conf
+    # Root in these VMs lacks CAP_SYS_RESOURCE, which the default capability set asks for.
+    if grep -q '^root default capabilities = full' "$conf"; then
+        sed -i 's/^root default capabilities = full/root default capabilities = no/' "$conf"
+    fi
+}
+
+ensure_test_user() {
+    id "$TEST_USER" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$TEST_USER"
+    # Unprivileged squashfuse mounts need /dev/fuse; subuid ranges are for --fakeroot.
+    [ -e /dev/fuse ] && chmod 666 /dev/fuse
+    grep -q "^$TEST_USER:" /etc/subuid || usermod --add-subuids 200000-265535 --add-subgids 200000-265535 "$TEST_USER"
+}
+
+build_base_image() {
+    local image="$IMAGE_DIR/base.sif"
+    [ -s "$image" ] && return 0
+    mkdir -p "$IMAGE_DIR"
+    local rootfs
+    rootfs=$(mktemp -d "$IMAGE_DIR/rootfs.XXXXXX")
+    log "building the base image (debootstrap, about a minute)"
+    debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
+        bookworm "$rootfs" "$(debian_mirror)" >/dev/null
+    apptainer build --force "$image.tmp" "$rootfs" >/dev/null
+    mv "$image.tmp" "$image"
+    rm -rf "$rootfs"
+    chmod 755 "$CACHE_DIR" "$IMAGE_DIR"; chmod 644 "$image"
+}
+
+main() {
+    [ "$(id -u)" -eq 0 ] || { log "run as root"; exit 1; }
+    apt_install squashfs-tools squashfuse fuse2fs uidmap patchelf debootstrap python3-venv python3-pip hyperfine git
+    apptainer_works || install_apptainer
+    configure_apptainer
+    apptainer --version >&2
+    ensure_test_user
+    build_base_image
+    log "ready: $(apptainer --version), base image $IMAGE_DIR/base.sif"
+}
+
+main "$@"

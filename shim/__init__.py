@@ -1,0 +1,1 @@
+"""The runtime launcher, shipped as data and copied into every installation."""

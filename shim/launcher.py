@@ -1,0 +1,260 @@
+#!/usr/bin/python3 -IS
+"""Runtime launcher of a tykky installation.
+
+Every program in <prefix>/bin is a symlink to this file. It reads the installation's
+manifest, builds the runtime's bind list and environment and replaces itself with the
+container runtime, which starts the program at the very path it was invoked by: inside the
+container <prefix>/bin is covered by <prefix>/_bin, whose entries point at the real programs,
+so argv[0], sys.executable and venvs on top behave as in a native installation.
+
+Stdlib only, Python >= 3.6, no site, one exec: start-up time is paid on every launch.
+"""
+import os
+import sys
+
+MANIFEST = "_tykky/manifest.json"
+CONTAINER_MARK = "/.singularity.d"
+# Runtime variables that are ours to set, or that leak from a parent container (a job
+# submitted from inside one) and would redirect or break this launch.
+KEEP_RUNTIME_VARS = ("CACHEDIR", "TMPDIR", "CONFIGDIR", "MESSAGELEVEL", "DISABLE_CACHE")
+NEVER_BIND = ("dev", "proc", "sys")
+PATH_LIKE = ("PATH", "LD_LIBRARY_PATH")
+
+
+class LaunchError(Exception):
+    pass
+
+
+def read_manifest(path):
+    with open(path, "rb") as handle:
+        text = handle.read().decode("utf-8")
+    try:
+        # The C scanner avoids importing json (and with it re), which costs more than
+        # everything else the launcher does.
+        import _json
+
+        class Context:
+            strict = True
+            object_hook = None
+            object_pairs_hook = None
+            parse_float = float
+            parse_int = int
+            parse_constant = None
+            memo = {}
+
+        value, _end = _json.make_scanner(Context())(text, 0)
+        return value
+    except ImportError:
+        import json
+
+        return json.loads(text)
+
+
+def resolve_invocation(invoked):
+    """Follow the symlink chain from the invoked path to this launcher.
+
+    Returns (program name, <prefix>/bin path of it). The name is that of the last link
+    before the launcher: a venv's python -> <prefix>/bin/python -> launcher gives python.
+    """
+    path = os.path.abspath(invoked)
+    previous = path
+    seen = 0
+    while os.path.islink(path):
+        previous = path
+        target = os.readlink(path)
+        path = os.path.normpath(os.path.join(os.path.dirname(path), target))
+        seen += 1
+        if seen > 40:
+            raise LaunchError("too many levels of symbolic links at %s" % invoked)
+    return os.path.basename(previous), previous
+
+
+def top_level_binds(excluded):
+    binds = []
+    for entry in sorted(os.listdir("/")):
+        full = "/" + entry
+        if entry in NEVER_BIND or full in excluded:
+            continue
+        if os.path.isdir(full) and not os.path.islink(full):
+            binds.append(full)
+    return binds
+
+
+def bind_list(manifest, prefix):
+    policy = manifest["binds"]
+    excluded = set(policy.get("excluded_mount_points", []))
+    if policy["isolate"]:
+        binds = [p for p in policy.get("mount_points", []) if os.path.isdir(p)]
+        binds.append(prefix)
+        tmpdir = os.environ.get("TMPDIR")
+        if tmpdir and os.path.isdir(tmpdir):
+            binds.append(tmpdir)
+    else:
+        binds = top_level_binds(excluded)
+    extra = os.environ.get("CW_EXTRA_BIND_MOUNTS", "")
+    binds.extend(b for b in extra.split(",") if b)
+    binds.append("%s/_bin:%s/bin" % (prefix, prefix))
+    for layer in manifest["layers"]:
+        binds.append("%s/%s:%s:image-src=/,ro" % (prefix, layer["image"], layer["target"]))
+    return binds
+
+
+def is_visible_inside(path, binds, isolate):
+    if not isolate:
+        top = "/" + path.lstrip("/").split("/", 1)[0]
+        return top not in ("/dev", "/proc", "/sys")
+    for bind in binds:
+        destination = bind.split(":")[1] if ":" in bind else bind
+        if path == destination or path.startswith(destination.rstrip("/") + "/"):
+            return True
+    return False
+
+
+def venv_on_top(invoked, prefix):
+    """The bin directory of a venv made on top of the installation, if invoked through one."""
+    bin_dir = os.path.dirname(os.path.abspath(invoked))
+    root = os.path.dirname(bin_dir)
+    if os.path.realpath(root) == os.path.realpath(prefix):
+        return None
+    if os.path.isfile(os.path.join(root, "pyvenv.cfg")):
+        return bin_dir
+    return None
+
+
+def join_path(parts):
+    seen = set()
+    result = []
+    for part in parts:
+        for entry in part.split(":") if part else []:
+            if entry and entry not in seen:
+                seen.add(entry)
+                result.append(entry)
+    return ":".join(result)
+
+
+def container_environment(manifest, prefix, venv_bin):
+    """Variables the program must see, keyed by name, values as they are inside."""
+    env = dict(manifest.get("environment", {}))
+    isolate = manifest["binds"]["isolate"]
+    for name in PATH_LIKE:
+        spec = manifest.get(name.lower(), {})
+        outer = os.environ.get(name, "") if not isolate else spec.get("container", "")
+        prepend = list(spec.get("prepend", []))
+        if name == "PATH":
+            prepend.insert(0, prefix + "/bin")
+            if venv_bin:
+                prepend.insert(0, venv_bin)
+        env[name] = join_path(prepend + [outer] + list(spec.get("append", [])))
+    if venv_bin:
+        env["VIRTUAL_ENV"] = os.path.dirname(venv_bin)
+    return env
+
+
+def clean_environ(environ):
+    cleaned = {}
+    for key, value in environ.items():
+        for family in ("APPTAINER", "SINGULARITY"):
+            if key.startswith(family + "_") and key[len(family) + 1:] not in KEEP_RUNTIME_VARS:
+                break
+            if key.startswith(family + "ENV_"):
+                break
+        else:
+            cleaned[key] = value
+    return cleaned
+
+
+def runtime_executable(manifest):
+    runtime = manifest["runtime"]
+    if os.access(runtime["path"], os.X_OK):
+        return runtime["path"]
+    for directory in os.environ.get("PATH", "").split(":"):
+        for name in (runtime["name"], "apptainer", "singularity"):
+            candidate = os.path.join(directory, name)
+            if directory and os.access(candidate, os.X_OK):
+                return candidate
+    raise LaunchError(
+        "the container runtime %s was not found (looked for %s and on PATH); load the module "
+        "that provides apptainer or singularity" % (runtime["name"], runtime["path"])
+    )
+
+
+def inside_container_command(manifest, prefix, name, args):
+    """Called from inside a container: our own one runs the target, any other is an error."""
+    marker = manifest.get("marker")
+    if marker and os.path.isfile(marker["path"]):
+        with open(marker["path"]) as handle:
+            if handle.read().strip() == marker["value"]:
+                target = manifest["targets"].get(name)
+                if target is None:
+                    raise LaunchError("%s is not a program of the installation at %s" % (name, prefix))
+                return [target] + args
+    raise LaunchError(
+        "%s/bin/%s was called from inside another container (%s); a tykky installation runs "
+        "in its own container: call it from the host, or bind and use that installation's "
+        "files differently" % (prefix, name, os.environ.get("APPTAINER_CONTAINER")
+                               or os.environ.get("SINGULARITY_CONTAINER", "unknown"))
+    )
+
+
+def program_command(manifest, prefix, name, exec_path, args):
+    if name == "_debug_exec":
+        if not args:
+            raise LaunchError("usage: %s/bin/_debug_exec COMMAND [ARGS...]" % prefix)
+        command = list(args)
+    elif name == "_debug_shell":
+        command = [manifest.get("shell", "/bin/sh")] + list(args)
+    elif name in manifest["targets"]:
+        command = [exec_path] + list(args)
+    else:
+        raise LaunchError("%s is not a program of the installation at %s" % (name, prefix))
+    environ_file = manifest.get("environ_file")
+    if environ_file:
+        script = '. "$1" && shift && exec "$@"'
+        command = ["/bin/sh", "-c", script, "sh", os.path.join(prefix, environ_file)] + command
+    return command
+
+
+def launch(argv):
+    invoked = argv[0]
+    launcher = os.path.realpath(__file__)
+    prefix = os.path.dirname(os.path.dirname(launcher))
+    manifest = read_manifest(os.path.join(prefix, MANIFEST))
+    name, wrapper_path = resolve_invocation(invoked)
+    args = argv[1:]
+    if os.path.exists(CONTAINER_MARK):
+        command = inside_container_command(manifest, prefix, name, args)
+        os.execv(command[0], command)
+    binds = bind_list(manifest, prefix)
+    isolate = manifest["binds"]["isolate"]
+    exec_path = os.path.abspath(invoked)
+    if not is_visible_inside(exec_path, binds, isolate):
+        exec_path = wrapper_path
+    venv_bin = venv_on_top(invoked, prefix)
+    command = program_command(manifest, prefix, name, exec_path, args)
+    environ = clean_environ(os.environ)
+    for key, value in container_environment(manifest, prefix, venv_bin).items():
+        environ["APPTAINERENV_" + key] = value
+        environ["SINGULARITYENV_" + key] = value
+    environ["APPTAINER_BIND"] = environ["SINGULARITY_BIND"] = ",".join(binds)
+    runtime = runtime_executable(manifest)
+    container = os.path.join(prefix, manifest["container"])
+    flags = ["--cleanenv"] if manifest.get("cleanenv") else []
+    runtime_argv = [runtime, "-q", "exec"] + flags + [container] + command
+    if os.environ.get("CW_LOG_LEVEL", "1").isdigit() and int(os.environ.get("CW_LOG_LEVEL", "1")) > 2:
+        sys.stderr.write("tykky launcher: %r\n" % (runtime_argv,))
+    os.execve(runtime, runtime_argv, environ)
+
+
+def main():
+    try:
+        launch(sys.argv)
+    except LaunchError as error:
+        sys.stderr.write("tykky: %s\n" % error)
+        sys.exit(127)
+    except OSError as error:
+        sys.stderr.write("tykky: cannot start %s: %s\n" % (sys.argv[0], error))
+        sys.exit(126)
+
+
+if __name__ == "__main__":
+    main()

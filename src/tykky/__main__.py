@@ -1,0 +1,3 @@
+from tykky.cli import main
+
+main()

@@ -1,0 +1,51 @@
+"""The build directory: everything a build makes lives here until it is deployed."""
+import os
+import shutil
+import stat
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from tykky import log
+from tykky.errors import TykkyError
+
+
+def build_base(configured: str) -> Path:
+    base = Path(configured or os.environ.get("TMPDIR") or "/tmp")
+    if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
+        raise TykkyError(f"The build directory base {base} does not exist or is not writable. "
+                         "Set build_tmpdir_base in the configuration or CW_BUILD_TMPDIR to a "
+                         "writable directory with room for the installation.")
+    return base
+
+
+def remove_tree(path: Path) -> None:
+    """rmtree that also removes read-only directories made by installers."""
+    def make_writable_and_retry(function, target, _exc_info):  # type: ignore[no-untyped-def]
+        parent = os.path.dirname(target)
+        os.chmod(parent, os.stat(parent).st_mode | stat.S_IWUSR | stat.S_IXUSR)
+        if os.path.isdir(target) and not os.path.islink(target):
+            os.chmod(target, os.stat(target).st_mode | stat.S_IWUSR | stat.S_IXUSR)
+        function(target)
+
+    if path.exists() or path.is_symlink():
+        shutil.rmtree(path, onerror=make_writable_and_retry)
+
+
+@contextmanager
+def build_directory(configured_base: str, keep: bool) -> Iterator[Path]:
+    """A fresh cw-XXXXXX directory, removed afterwards even on failure or Ctrl-C.
+
+    With keep (CW_DEBUG_KEEP_FILES) it stays and its path is printed.
+    """
+    path = Path(tempfile.mkdtemp(prefix="cw-", dir=build_base(configured_base)))
+    os.chmod(path, 0o755)
+    log.debug(f"build directory {path}")
+    try:
+        yield path
+    finally:
+        if keep:
+            log.warning(f"Build files kept in {path} (CW_DEBUG_KEEP_FILES is set)")
+        else:
+            remove_tree(path)

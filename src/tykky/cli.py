@@ -1,0 +1,163 @@
+"""Command line: parse options into one frozen Config and dispatch; nothing else happens here.
+
+Reachable as `tykky <command>` and, through a symlink named after it, as the command itself
+(`pip-containerize -> tykky.pyz`), like Tykky's own commands.
+"""
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Dict, List, NoReturn, Optional, Sequence
+
+import click
+
+from tykky import __version__, log
+from tykky.config import Config, build_config, read_user_config
+from tykky.errors import TykkyError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+COMMAND_NAMES = ("pip-containerize", "conda-containerize", "wrap-container", "wrap-install")
+
+
+def _read_commands(path: Optional[str]) -> List[str]:
+    if not path:
+        return []
+    try:
+        return [Path(path).read_text()]
+    except OSError as exc:
+        raise TykkyError(f"Cannot read {path}: {exc.strerror}. Check the path.") from None
+
+
+def _split_paths(value: Optional[str]) -> List[str]:
+    return [p for p in (value or "").split(",") if p]
+
+
+def make_config(user: Dict[str, Any], yaml_file: Optional[str] = None) -> Config:
+    values: Dict[str, Any] = dict(read_user_config(yaml_file)) if yaml_file else {}
+    values.update({key: value for key, value in user.items() if value not in (None, [], (), False, "")})
+    config = build_config({k: tuple(v) if isinstance(v, list) else v for k, v in values.items()},
+                          os.environ)
+    log.configure(config.log_level)
+    return config
+
+
+def _absolute(path: Optional[str]) -> Optional[str]:
+    return os.path.abspath(path) if path else path
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="tykky")
+def tykky() -> None:
+    """Install conda environments, pip venvs, containers and directory trees into an
+    Apptainer container plus one squashfs image, used like a normal installation."""
+
+
+@tykky.group("pip-containerize", context_settings=CONTEXT)
+def pip_containerize() -> None:
+    """Containerize a pip virtual environment (a requirements file in, a venv-like prefix out)."""
+
+
+def _install_options(function):  # type: ignore[no-untyped-def]
+    for option in reversed([
+        click.option("--pre-install", "pre_install", metavar="FILE",
+                     help="Commands run in the container before installing (venv active)."),
+        click.option("--post-install", "post_install", metavar="FILE",
+                     help="Commands run in the container after installing (venv active)."),
+        click.option("--environ", "environ_file", metavar="FILE",
+                     help="Shell file sourced inside the container before every launch."),
+    ]):
+        function = option(function)
+    return function
+
+
+@pip_containerize.command("new", context_settings=CONTEXT)
+@click.argument("requirements", metavar="REQS")
+@click.option("--prefix", metavar="DIR", help="Where to install (default: installation_prefix, the current directory).")
+@_install_options
+@click.option("-w", "--wrapper-paths", metavar="PATHS",
+              help="Comma-separated absolute in-container paths to wrap as well (files or directories).")
+@click.option("--system-site-packages", is_flag=True, help="Let the venv see the system Python's packages.")
+@click.option("--slim", is_flag=True, help="Use a Python container image and isolate it from the host.")
+@click.option("--pyver", metavar="X.Y", help="Python version: python3.X for the venv, or the slim image's.")
+@click.option("--uv", "use_uv", is_flag=True, help="Install with uv (from the package index) instead of pip.")
+@click.option("--nocache", "no_cache", is_flag=True, help="Do not use or fill the pip/uv cache.")
+def pip_new(requirements: str, prefix: Optional[str], pre_install: Optional[str],
+            post_install: Optional[str], environ_file: Optional[str], wrapper_paths: Optional[str],
+            system_site_packages: bool, slim: bool, pyver: Optional[str], use_uv: bool,
+            no_cache: bool) -> None:
+    """Create an installation from the requirements file REQS."""
+    from tykky.commands import pip_containerize as command
+
+    config = make_config({
+        "requirements_file": _absolute(requirements), "installation_prefix": _absolute(prefix),
+        "pre_install": _read_commands(pre_install), "post_install": _read_commands(post_install),
+        "environ_file": _absolute(environ_file), "wrapper_paths": _split_paths(wrapper_paths),
+        "enable_site_packages": system_site_packages, "slim": slim, "python_version": pyver,
+        "use_uv": use_uv, "no_cache": no_cache,
+    })
+    command.new(config)
+
+
+@pip_containerize.command("update", context_settings=CONTEXT)
+@click.argument("directory", metavar="DIR")
+@click.option("-r", "--requirements", metavar="REQS", help="More requirements to install.")
+@_install_options
+@click.option("--nocache", "no_cache", is_flag=True, help="Do not use or fill the pip/uv cache.")
+def pip_update(directory: str, requirements: Optional[str], pre_install: Optional[str],
+               post_install: Optional[str], environ_file: Optional[str], no_cache: bool) -> None:
+    """Update the installation at DIR: install more requirements and/or run commands."""
+    from tykky.commands import pip_containerize as command
+
+    if not (requirements or pre_install or post_install or environ_file):
+        raise TykkyError("Nothing to update: give -r REQS, --pre-install, --post-install or --environ.")
+    config = make_config({
+        "requirements_file": _absolute(requirements), "pre_install": _read_commands(pre_install),
+        "post_install": _read_commands(post_install), "environ_file": _absolute(environ_file),
+        "no_cache": no_cache,
+    })
+    command.update(config, Path(directory))
+
+
+def _raise_interrupt(signum: int, _frame: Any) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def _entry_for_program_name(argv: Sequence[str]) -> "tuple[click.Command, str]":
+    """`pip-containerize -> tykky.pyz` runs that command directly, under its own name."""
+    name = os.path.basename(argv[0]) if argv else ""
+    for command_name, command in tykky.commands.items():
+        if command_name in COMMAND_NAMES and (name == command_name or name.startswith(command_name + ".")):
+            return command, command_name
+    return tykky, "tykky"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
+    """Entry point: one error handler for the whole tool."""
+    argv = list(sys.argv if argv is None else argv)
+    log.configure(log.level_from_environment())
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    entry, prog_name = _entry_for_program_name(argv)
+    try:
+        entry.main(args=argv[1:], prog_name=prog_name, standalone_mode=False)
+    except TykkyError as error:
+        log.error(str(error))
+        log.debug(traceback.format_exc())
+        sys.exit(error.exit_code)
+    except click.exceptions.Abort:
+        log.error("Interrupted; nothing was changed.")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        log.error("Interrupted; nothing was changed.")
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.exceptions.Exit as exit_request:
+        sys.exit(exit_request.exit_code)
+    except Exception as error:  # noqa: BLE001 - the one place that reports unexpected failures
+        log.error(f"Unexpected error: {error!r}. Run with CW_LOG_LEVEL=3 for the traceback, "
+                  "and report it.")
+        log.debug(traceback.format_exc())
+        sys.exit(1)
+    sys.exit(0)

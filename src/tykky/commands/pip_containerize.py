@@ -1,0 +1,36 @@
+"""pip-containerize new|update: a requirements file in, a containerized venv out."""
+from pathlib import Path
+
+from tykky import installation
+from tykky.config import Config
+from tykky.installation import ModeSteps
+from tykky.modes import pip
+
+SLIM_CONTAINER = "docker://python:{version}-slim"
+
+
+def mode_steps() -> ModeSteps:
+    return ModeSteps(
+        name="pip",
+        stage_inputs=pip.stage_inputs,
+        fill_tree=pip.install,
+        wrapper_paths=pip.wrapper_paths,
+        python=lambda config: f"{pip.venv_path(config)}/bin/python",
+    )
+
+
+def slim_config(config: Config) -> Config:
+    """--slim: a Python container image, isolated from the host."""
+    version = config.python_version or "3.12"
+    return config.with_values(container_src=SLIM_CONTAINER.format(version=version), isolate=True,
+                              python_version="")
+
+
+def new(config: Config) -> Path:
+    if config.slim:
+        config = slim_config(config)
+    return installation.build_new(config, mode_steps())
+
+
+def update(config: Config, prefix: Path) -> None:
+    installation.update(installation.update_config(config, prefix), mode_steps(), prefix)

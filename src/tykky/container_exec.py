@@ -1,0 +1,63 @@
+"""Running build steps inside the container, with the same binds policy as the installation."""
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence
+
+from tykky import hostpip, runner
+from tykky.config import Config
+from tykky.runtime import Runtime, clean_environment, exec_argv
+
+NEVER_BIND = ("/dev", "/proc", "/sys")
+
+
+def template(name: str) -> str:
+    return resources.files("tykky_templates").joinpath(name).read_text()
+
+
+def host_top_level_dirs(excluded: Sequence[str]) -> List[str]:
+    """isolate: no binds every real top-level directory of the host, as the launcher does."""
+    entries = []
+    for entry in sorted(os.listdir("/")):
+        path = "/" + entry
+        if path in NEVER_BIND or path in excluded or os.path.islink(path) or not os.path.isdir(path):
+            continue
+        entries.append(path)
+    return entries
+
+
+@dataclass(frozen=True)
+class BuildContainer:
+    """A container with the build's writable tree mounted at the installation path."""
+
+    runtime: Runtime
+    image: Path
+    config: Config
+    tree: Path  # host directory seen at config.installation_path
+    build: Path
+
+    def binds(self, extra: Sequence[str] = ()) -> List[str]:
+        config = self.config
+        if config.isolate:
+            binds = [p for p in config.mount_points if os.path.isdir(p)]
+            binds += hostpip.host_pip_binds(os.environ)
+        else:
+            binds = host_top_level_dirs(config.excluded_mount_points)
+        binds.append(str(self.build))
+        binds += list(config.extra_bind_mounts) + list(extra)
+        binds.append(f"{self.tree}:{config.installation_path}")
+        return binds
+
+    def environment(self, variables: Mapping[str, str]) -> Dict[str, str]:
+        environment = clean_environment(os.environ)
+        if not self.config.isolate:
+            environment["APPTAINERENV_PATH"] = environment["SINGULARITYENV_PATH"] = os.environ.get("PATH", "")
+        environment.update(variables)
+        return environment
+
+    def run(self, command: Sequence[str], *, what: str, variables: Optional[Mapping[str, str]] = None,
+            echo: Optional[bool] = None, extra_binds: Sequence[str] = ()) -> runner.Completed:
+        argv = exec_argv(self.runtime, str(self.image), command, binds=self.binds(extra_binds))
+        return runner.run(argv, what=what, env=self.environment(variables or {}), echo=echo,
+                          cwd=str(self.build))

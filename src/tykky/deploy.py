@@ -1,0 +1,77 @@
+"""Putting a finished build into the prefix without ever leaving it half-installed."""
+import os
+import shutil
+from pathlib import Path
+
+from tykky import log
+from tykky.builddir import remove_tree
+from tykky.errors import TykkyError
+
+FORBIDDEN_IN_PREFIX = (",", ":")
+
+
+def check_new_prefix(prefix: Path) -> None:
+    """A new installation goes to a missing or empty directory whose parent is writable."""
+    for character in FORBIDDEN_IN_PREFIX:
+        if character in str(prefix):
+            raise TykkyError(f"The prefix {prefix} contains '{character}', which the container "
+                             "runtime cannot bind. Choose a path without commas and colons.")
+    if prefix.exists() and (not prefix.is_dir() or any(prefix.iterdir())):
+        raise TykkyError(f"The prefix {prefix} already exists and is not an empty directory. "
+                         "Choose a new prefix, or use `update` to change an installation.")
+    parent = _existing_ancestor(prefix)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise TykkyError(f"Cannot create the installation at {prefix}: {parent} is not writable. "
+                         "Choose a prefix in a directory you can write to.")
+
+
+def check_update_prefix(prefix: Path) -> None:
+    if not os.access(prefix, os.W_OK | os.X_OK):
+        raise TykkyError(f"Cannot update {prefix}: it is not writable by you.")
+
+
+def _existing_ancestor(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists():
+        path = path.parent
+    return path
+
+
+def _adopt_group(tree: Path, gid: int) -> None:
+    """Files of a new installation take the group of the directory the user prepared."""
+    for root, dirs, files in os.walk(tree):
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), -1, gid)
+    os.lchown(tree, -1, gid)
+
+
+def deploy_new(staging_tree: Path, prefix: Path) -> None:
+    """Copy the staged tree next to the prefix, then rename it into place in one step."""
+    prefix = prefix.absolute()
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    staging = prefix.with_name(f".{prefix.name}.tykky-{os.getpid()}")
+    try:
+        shutil.copytree(staging_tree, staging, symlinks=True)
+        if prefix.is_dir():
+            info = prefix.stat()
+            if info.st_gid != staging.stat().st_gid:
+                _adopt_group(staging, info.st_gid)
+            os.chmod(staging, info.st_mode & 0o7777)
+        os.rename(staging, prefix)
+    except OSError as exc:
+        raise TykkyError(f"Cannot install into {prefix}: {exc.strerror} ({exc.filename}).") from exc
+    finally:
+        if staging.exists():
+            remove_tree(staging)
+    log.info(f"Installed to {prefix}")
+
+
+def place_file(source: Path, destination: Path) -> None:
+    """Copy a file next to its destination, then rename over it: users of the old file keep it."""
+    temporary = destination.with_name(f".{destination.name}.{os.getpid()}.tmp")
+    try:
+        shutil.copyfile(source, temporary)
+        os.replace(temporary, destination)
+    finally:
+        if temporary.exists():
+            temporary.unlink()

@@ -1,0 +1,50 @@
+"""share/tykky: the resolved configuration, tool version and the inputs of every build.
+
+`update` appends a numbered entry, so the record of earlier inputs is never lost.
+"""
+import dataclasses
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+import yaml
+
+from tykky import __version__
+from tykky.config import Config
+from tykky.errors import TykkyError
+
+SHARE = Path("share") / "tykky"
+
+
+def config_snapshot(config: Config) -> str:
+    values = {key: list(value) if isinstance(value, tuple) else value
+              for key, value in dataclasses.asdict(config).items()}
+    return yaml.safe_dump(values, sort_keys=True)
+
+
+def next_entry(prefix: Path, kind: str) -> Path:
+    history = prefix / SHARE / "history"
+    numbers = [int(p.name.split("-", 1)[0]) for p in history.glob("[0-9]*-*")] if history.is_dir() else []
+    return history / f"{max(numbers, default=0) + 1:04d}-{kind}"
+
+
+def record(prefix: Path, kind: str, config: Config, inputs: Mapping[str, Optional[str]],
+           argv: Sequence[str] = ()) -> Path:
+    """Copy the input files into a new history entry; returns the entry."""
+    entry = next_entry(prefix, kind)
+    entry.mkdir(parents=True)
+    for name, source in inputs.items():
+        if source:
+            try:
+                shutil.copyfile(source, entry / name)
+            except OSError as exc:
+                raise TykkyError(f"Cannot read {source}: {exc.strerror}.") from exc
+    command = {"argv": list(argv) or sys.argv, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+               "tool_version": __version__}
+    (entry / "command.json").write_text(json.dumps(command, indent=1) + "\n")
+    (prefix / SHARE / "config.yaml").write_text(config_snapshot(config))
+    (prefix / SHARE / "version").write_text(__version__ + "\n")
+    return entry

@@ -1,0 +1,53 @@
+"""The steps every image-based build shares once its tree is filled: probe, squash, manifest."""
+import secrets
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+from tykky import __version__, log, squash
+from tykky.config import Config
+from tykky.container_exec import BuildContainer
+from tykky.manifest import Layer, Manifest, PathVariable
+from tykky.probe import ProbeResult, probe
+
+
+def new_build_id() -> str:
+    return secrets.token_hex(8)
+
+
+def write_marker(tree: Path, build_id: str) -> None:
+    marker = tree / ".tykky" / "build-id"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(build_id + "\n")
+
+
+def make_manifest(config: Config, container: BuildContainer, found: ProbeResult, *,
+                  mode: str, build_id: str, container_name: str, image_name: str,
+                  environment: Optional[Mapping[str, str]] = None, environ_file: str = "") -> Manifest:
+    runtime = container.runtime
+    library_dirs = tuple(found.library_dirs) if config.add_ld else ()
+    return Manifest(
+        tool_version=__version__, build_id=build_id, mode=mode,
+        runtime={"name": runtime.name, "path": runtime.path, "version": runtime.version_text},
+        container=container_name,
+        layers=(Layer(image=image_name, target=config.installation_path),),
+        installation_path=config.installation_path, isolate=config.isolate,
+        mount_points=config.mount_points, excluded_mount_points=config.excluded_mount_points,
+        targets=found.targets,
+        path=PathVariable(container=found.environment.get("PATH", "")),
+        ld_library_path=PathVariable(prepend=library_dirs,
+                                     container=found.environment.get("LD_LIBRARY_PATH", "")),
+        environment=dict(environment or {}), environ_file=environ_file,
+        shell=found.shell, python=found.python,
+    )
+
+
+def squash_tree(config: Config, container: BuildContainer, wrapper_paths: Sequence[str],
+                image: Path, *, python: str = "") -> "tuple[str, ProbeResult]":
+    """Mark the tree with a new build id, list its programs and squash it into image."""
+    build_id = new_build_id()
+    write_marker(container.tree, build_id)
+    found = probe(container, wrapper_paths, python)
+    log.info("Creating the squashfs image")
+    squash.squash(container.tree, image, options=config.sqfs_options,
+                  processors=config.max_num_cpus, fix_perm=config.fix_permissions)
+    return build_id, found

@@ -1,0 +1,133 @@
+"""Building an image-based installation new, or updating one, shared by pip, conda and wrap-install.
+
+A mode only fills the tree; this module owns the rest: build directory, container, history,
+squashing, manifest and the atomic deploy.
+"""
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Mapping, Optional
+
+import yaml
+
+from tykky import containers, deploy, history, layout, log, manifest as manifest_module, squash
+from tykky.builddir import build_directory
+from tykky.config import Config
+from tykky.container_exec import BuildContainer
+from tykky.errors import TykkyError
+from tykky.image_build import make_manifest, squash_tree
+from tykky.runtime import find_runtime
+
+ENVIRON_FILE = "share/tykky/environ.sh"
+
+
+@dataclass(frozen=True)
+class ModeSteps:
+    """What a mode contributes to a build."""
+
+    name: str
+    stage_inputs: Callable[[Config, Path], Dict[str, Optional[str]]]
+    fill_tree: Callable[[Config, BuildContainer], None]
+    wrapper_paths: Callable[[Config], List[str]]
+    python: Callable[[Config], str]
+    environment: Callable[[Config, BuildContainer], Mapping[str, str]] = lambda config, container: {}
+
+
+def launcher_interpreter(config: Config) -> str:
+    """An absolute interpreter every node has: the system Python 3 when there is one."""
+    if config.launcher_python:
+        return config.launcher_python
+    for candidate in ("/usr/bin/python3", "/bin/python3"):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return os.path.realpath(sys.executable)
+
+
+def _environ_file_name(config: Config, staged: Mapping[str, Optional[str]]) -> str:
+    return ENVIRON_FILE if staged.get("environ.sh") else ""
+
+
+def _check_inputs(config: Config) -> None:
+    for label, path in (("requirements file", config.requirements_file),
+                        ("environment file", config.environ_file)):
+        if path and not os.path.isfile(path):
+            raise TykkyError(f"The {label} {path} does not exist. Check the path.")
+
+
+def build_new(config: Config, mode: ModeSteps) -> Path:
+    """Build an installation at config.installation_prefix; nothing is left behind on failure."""
+    prefix = Path(config.installation_prefix).absolute()
+    _check_inputs(config)
+    deploy.check_new_prefix(prefix)
+    runtime = find_runtime(config.singularity_executable_path)
+    with build_directory(config.build_tmpdir_base, config.debug_keep_files) as build:
+        image = containers.obtain(config.container_src, runtime, build)
+        tree, stage = build / "tree", build / "stage"
+        tree.mkdir()
+        stage.mkdir()
+        staged = mode.stage_inputs(config, build)
+        container = BuildContainer(runtime, image, config, tree, build)
+        mode.fill_tree(config, container)
+        build_id, found = squash_tree(config, container, mode.wrapper_paths(config),
+                                      stage / config.sqfs_image, python=mode.python(config))
+        container_name = containers.place(image, config.container_src, stage / config.container_image, config)
+        manifest = make_manifest(config, container, found, mode=mode.name, build_id=build_id,
+                                 container_name=container_name, image_name=config.sqfs_image,
+                                 environment=mode.environment(config, container),
+                                 environ_file=_environ_file_name(config, staged))
+        _record(stage, config, staged)
+        layout.write_installation(stage, manifest, interpreter=launcher_interpreter(config),
+                                  system_site=config.enable_site_packages)
+        deploy.deploy_new(stage, prefix)
+    return prefix
+
+
+def _record(root: Path, config: Config, staged: Mapping[str, Optional[str]], kind: str = "new") -> None:
+    history.record(root, kind, config, staged)
+    if staged.get("environ.sh"):
+        layout.replace_file(root / ENVIRON_FILE, Path(staged["environ.sh"]).read_bytes())
+
+
+def update(config: Config, mode: ModeSteps, prefix: Path) -> None:
+    """Unpack the current image, apply the new inputs, swap in the new image atomically."""
+    prefix = prefix.absolute()
+    previous = manifest_module.load(prefix)
+    deploy.check_update_prefix(prefix)
+    _check_inputs(config)
+    runtime = find_runtime(config.singularity_executable_path)
+    with build_directory(config.build_tmpdir_base, config.debug_keep_files) as build:
+        tree = build / "tree"
+        layer = previous.layers[0]
+        log.info(f"Unpacking the current image {layer.image}")
+        squash.unsquash(prefix / layer.image, tree)
+        staged = mode.stage_inputs(config, build)
+        container = BuildContainer(runtime, prefix / previous.container, config, tree, build)
+        mode.fill_tree(config, container)
+        new_image = build / "new.sqfs"
+        build_id, found = squash_tree(config, container, mode.wrapper_paths(config), new_image,
+                                      python=mode.python(config))
+        environ_file = ENVIRON_FILE if staged.get("environ.sh") else previous.environ_file
+        manifest = make_manifest(config, container, found, mode=mode.name, build_id=build_id,
+                                 container_name=previous.container, image_name=layer.image,
+                                 environment=mode.environment(config, container),
+                                 environ_file=environ_file)
+        deploy.place_file(new_image, prefix / layer.image)
+        _record(prefix, config, staged, kind="update")
+        layout.write_installation(prefix, manifest, interpreter=launcher_interpreter(config),
+                                  system_site=config.enable_site_packages, previous=previous)
+    log.info(f"Updated {prefix}")
+
+
+def update_config(config: Config, prefix: Path) -> Config:
+    """An update keeps the choices the installation was built with, adding the new inputs."""
+    previous = manifest_module.load(prefix)
+    saved = prefix / history.SHARE / "config.yaml"
+    values = yaml.safe_load(saved.read_text()) if saved.is_file() else {}
+    keep = ("installation_path", "isolate", "mount_points", "excluded_mount_points", "wrap_all",
+            "add_ld", "wrapper_paths", "enable_site_packages", "python_version", "use_uv", "slim",
+            "container_src", "mask")
+    kept = {key: tuple(values[key]) if isinstance(values.get(key), list) else values[key]
+            for key in keep if key in values}
+    kept["installation_path"] = previous.installation_path
+    return config.with_values(installation_prefix=str(prefix), **kept)

@@ -1,0 +1,107 @@
+"""The files of an installation prefix, written so that each change is atomic.
+
+    bin/<name>        -> ../_tykky/launcher   (what users run)
+    _bin/<name>       -> in-container target  (covers bin/ inside the container)
+    _tykky/launcher, _tykky/manifest.json
+    pyvenv.cfg, lib/pythonX.Y/site-packages   (the prefix reads as a venv of its Python)
+    share/tykky/      resolved config, tool version, inputs of every build
+
+Used for new installations (in a staging directory) and for updates (in place): every entry is
+replaced by a rename, so a program starting meanwhile sees the old or the new entry, never none.
+"""
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Iterable, Mapping, Optional
+
+from tykky import manifest as manifest_module
+from tykky.errors import TykkyError
+from tykky.manifest import Manifest
+
+LAUNCHER = "_tykky/launcher"
+DEBUG_PROGRAMS = ("_debug_exec", "_debug_shell")
+# Names that _bin needs for itself (the venv view); never wrapped as programs.
+RESERVED_NAMES = ("lib", "include") + DEBUG_PROGRAMS
+
+
+def _temporary_sibling(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def replace_symlink(path: Path, target: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary_sibling(path)
+    if temporary.is_symlink() or temporary.exists():
+        temporary.unlink()
+    os.symlink(target, temporary)
+    os.replace(temporary, path)
+
+
+def replace_file(path: Path, content: bytes, executable: bool = False) -> None:
+    """Write a file atomically; its mode follows the umask like any file the user makes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary_sibling(path)
+    mode = 0o777 if executable else 0o666
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(content)
+    os.replace(temporary, path)
+
+
+def launcher_source(interpreter: str) -> bytes:
+    """The shim with its shebang pointing at an absolute interpreter, started isolated."""
+    if " " in interpreter or not os.path.isabs(interpreter):
+        raise TykkyError(f"The launcher interpreter '{interpreter}' must be an absolute path "
+                         "without spaces. Set launcher_python in the configuration.")
+    text = resources.files("tykky_shim").joinpath("launcher.py").read_text()
+    body = text.split("\n", 1)[1]
+    return f"#!{interpreter} -IS\n{body}".encode()
+
+
+def install_launcher(prefix: Path, interpreter: str) -> None:
+    replace_file(prefix / LAUNCHER, launcher_source(interpreter), executable=True)
+
+
+def link_programs(prefix: Path, targets: Mapping[str, str], previous: Iterable[str] = ()) -> None:
+    """bin/ and _bin/ entries for every target; entries of dropped targets are removed."""
+    for name, target in sorted(targets.items()):
+        replace_symlink(prefix / "_bin" / name, target)
+    for name in list(targets) + list(DEBUG_PROGRAMS):
+        replace_symlink(prefix / "bin" / name, f"../{LAUNCHER}")
+    for name in set(previous) - set(targets):
+        for folder in ("bin", "_bin"):
+            entry = prefix / folder / name
+            if entry.is_symlink():
+                entry.unlink()
+
+
+def write_venv_view(prefix: Path, python: Optional[Mapping[str, str]], system_site: bool) -> None:
+    """Make the prefix read as a venv of the installation's Python.
+
+    pyvenv.cfg deliberately has no `home`: Python then takes sys._base_executable to be the
+    wrapper itself, so `python -m venv` on top links to the wrapper and stays usable from the
+    host, and it finds its standard library from the target _bin/python resolves to. A venv
+    on top has home = <prefix>/bin, where _bin/lib and _bin/include lead to that library.
+    """
+    if not python:
+        return
+    version = python["version"]
+    config = (
+        "# The prefix of a tykky installation reads as a venv of the Python in its container.\n"
+        f"include-system-site-packages = {'true' if system_site else 'false'}\n"
+        f"version = {python['full_version']}\n"
+    )
+    replace_file(prefix / "pyvenv.cfg", config.encode())
+    replace_symlink(prefix / "lib" / f"python{version}" / "site-packages", python["site_packages"])
+    replace_symlink(prefix / "_bin" / "lib", python["stdlib_parent"])
+    if python.get("include_parent"):
+        replace_symlink(prefix / "_bin" / "include", python["include_parent"])
+
+
+def write_installation(prefix: Path, manifest: Manifest, *, interpreter: str,
+                       system_site: bool, previous: Optional[Manifest] = None) -> None:
+    """Everything except the images; the manifest goes last, so it never names a missing file."""
+    install_launcher(prefix, interpreter)
+    link_programs(prefix, manifest.targets, previous.targets if previous else ())
+    write_venv_view(prefix, manifest.python, system_site)
+    manifest_module.write(manifest, prefix)

@@ -1,0 +1,119 @@
+"""The installation's runtime manifest: the one file the launcher reads.
+
+It holds no absolute host path of the installation itself, so an installation moved with
+`mv` or rsync keeps working; the launcher finds the prefix from its own location.
+"""
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from tykky.errors import TykkyError
+
+FORMAT = 1
+MANIFEST_PATH = "_tykky/manifest.json"
+
+
+@dataclass(frozen=True)
+class Layer:
+    image: str  # file name, relative to the prefix
+    target: str  # where its root is mounted inside the container
+
+
+@dataclass(frozen=True)
+class PathVariable:
+    prepend: Tuple[str, ...] = ()
+    append: Tuple[str, ...] = ()
+    container: str = ""  # the container's own value, used when isolated
+
+
+@dataclass(frozen=True)
+class Manifest:
+    tool_version: str
+    build_id: str
+    mode: str
+    runtime: Mapping[str, str]
+    container: str
+    layers: Tuple[Layer, ...]
+    installation_path: str
+    isolate: bool
+    mount_points: Tuple[str, ...]
+    excluded_mount_points: Tuple[str, ...]
+    targets: Mapping[str, str]
+    path: PathVariable = PathVariable()
+    ld_library_path: PathVariable = PathVariable()
+    environment: Mapping[str, str] = field(default_factory=dict)
+    environ_file: str = ""
+    shell: str = "/bin/sh"
+    python: Optional[Mapping[str, str]] = None
+
+    def to_json(self) -> str:
+        data: Dict[str, Any] = {
+            "format": FORMAT,
+            "tool_version": self.tool_version,
+            "build_id": self.build_id,
+            "mode": self.mode,
+            "runtime": dict(self.runtime),
+            "container": self.container,
+            "layers": [asdict(layer) for layer in self.layers],
+            "installation_path": self.installation_path,
+            "binds": {"isolate": self.isolate, "mount_points": list(self.mount_points),
+                      "excluded_mount_points": list(self.excluded_mount_points)},
+            "targets": dict(sorted(self.targets.items())),
+            "path": asdict(self.path),
+            "ld_library_path": asdict(self.ld_library_path),
+            "environment": dict(self.environment),
+            "environ_file": self.environ_file,
+            "shell": self.shell,
+            "marker": self.marker(),
+            "python": dict(self.python) if self.python else None,
+        }
+        return json.dumps(data, indent=1) + "\n"
+
+    def marker(self) -> Optional[Dict[str, str]]:
+        """A file only this installation's image has: tells the launcher it runs inside it."""
+        if not self.layers:
+            return None
+        return {"path": f"{self.layers[0].target}/.tykky/build-id", "value": self.build_id}
+
+
+def _path_variable(data: Mapping[str, Any]) -> PathVariable:
+    return PathVariable(prepend=tuple(data.get("prepend", ())), append=tuple(data.get("append", ())),
+                        container=data.get("container", ""))
+
+
+def load(prefix: Path) -> Manifest:
+    path = prefix / MANIFEST_PATH
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise TykkyError(f"{prefix} is not a tykky installation (it has no {MANIFEST_PATH}). "
+                         "Give the prefix of an installation made by this tool.") from None
+    except (OSError, ValueError) as exc:
+        raise TykkyError(f"Cannot read the manifest {path}: {exc}.") from exc
+    if data.get("format") != FORMAT:
+        raise TykkyError(f"{prefix} was made by an incompatible tykky version "
+                         f"({data.get('tool_version')}); rebuild it with `new`.")
+    binds = data["binds"]
+    return Manifest(
+        tool_version=data["tool_version"], build_id=data["build_id"], mode=data["mode"],
+        runtime=data["runtime"], container=data["container"],
+        layers=tuple(Layer(**layer) for layer in data["layers"]),
+        installation_path=data["installation_path"], isolate=binds["isolate"],
+        mount_points=tuple(binds["mount_points"]),
+        excluded_mount_points=tuple(binds["excluded_mount_points"]),
+        targets=data["targets"], path=_path_variable(data["path"]),
+        ld_library_path=_path_variable(data["ld_library_path"]),
+        environment=data["environment"], environ_file=data["environ_file"],
+        shell=data["shell"], python=data.get("python"),
+    )
+
+
+def write(manifest: Manifest, prefix: Path) -> None:
+    """Write atomically: a launch never sees half a manifest."""
+    path = prefix / MANIFEST_PATH
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".manifest.{os.getpid()}.tmp")
+    temporary.write_text(manifest.to_json())
+    os.replace(temporary, path)

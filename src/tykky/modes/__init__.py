@@ -1,0 +1,1 @@
+"""Modes fill a build tree: pip, conda, wrap-container, wrap-install."""

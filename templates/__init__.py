@@ -1,0 +1,1 @@
+"""Scripts run inside build containers, shipped as package data."""
