@@ -2,6 +2,7 @@
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def workspace() -> Path:
 @pytest.fixture(scope="session")
 def pyz(workspace: Path) -> Path:
     """dist/tykky.pyz built once from this checkout, copied where every user can read it."""
-    subprocess.run(["python3", str(REPO / "build_zipapp.py"), "-o", str(workspace / "dist" / "tykky.pyz")],
+    subprocess.run([sys.executable, str(REPO / "build_zipapp.py"), "-o", str(workspace / "dist" / "tykky.pyz")],
                    check=True, stdout=subprocess.DEVNULL)
     (workspace / "dist").chmod(0o755)
     return workspace / "dist" / "tykky.pyz"
