@@ -48,7 +48,7 @@ class User:
     def run(self, argv: Sequence[str], *, env: Optional[Mapping[str, str]] = None, cwd: Optional[Path] = None,
             input: Optional[bytes] = None, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
         completed = subprocess.run(self.command(argv, self.environment(env)), cwd=cwd, input=input,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+                                   capture_output=True, timeout=timeout)
         if check and completed.returncode != 0:
             raise AssertionError(f"{argv} failed with {completed.returncode}:\n"
                                  f"stdout: {completed.stdout.decode(errors='replace')}\n"

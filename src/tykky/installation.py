@@ -11,7 +11,8 @@ from typing import Callable, Dict, List, Mapping, Optional
 
 import yaml
 
-from tykky import containers, deploy, history, layout, log, manifest as manifest_module, squash
+from tykky import containers, deploy, history, layout, log, squash
+from tykky import manifest as manifest_module
 from tykky.builddir import build_directory
 from tykky.config import Config
 from tykky.container_exec import BuildContainer

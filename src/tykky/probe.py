@@ -3,10 +3,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
+from tykky import log
 from tykky.container_exec import BuildContainer, template
 from tykky.errors import TykkyError
 from tykky.layout import RESERVED_NAMES
-from tykky import log
 
 
 @dataclass(frozen=True)

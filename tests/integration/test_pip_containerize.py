@@ -1,8 +1,6 @@
 """pip-containerize new/update end to end with real Apptainer and PyPI, as root and as the test user."""
 import os
-import stat
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -137,7 +135,8 @@ def test_update_adds_a_package_while_a_program_keeps_running(updatable, who, pyz
     assert completed.stdout == b"both\n"
     history = sorted(p.name for p in (updatable / "share" / "tykky" / "history").iterdir())
     assert history == ["0001-new", "0002-update"]
-    assert (updatable / "share" / "tykky" / "history" / "0002-update" / "requirements.txt").read_text() == "tomli==2.0.1\n"
+    recorded = updatable / "share" / "tykky" / "history" / "0002-update" / "requirements.txt"
+    assert recorded.read_text() == "tomli==2.0.1\n"
 
 
 def test_failed_update_leaves_installation_working(updatable, who, pyz, user_dirs):
