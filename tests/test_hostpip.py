@@ -1,0 +1,34 @@
+"""The host's pip configuration carried into build containers."""
+from tykky.hostpip import host_pip_binds, uv_environment
+
+
+def test_config_files_and_what_they_name_are_bound(tmp_path):
+    cert = tmp_path / "ca.pem"
+    cert.write_text("x")
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    config = tmp_path / "pip.conf"
+    config.write_text(f"[global]\ncert = {cert}\nconstraint = {constraints}\n"
+                      f"find-links = {wheels}\nextra-index-url = file://{wheels} https://mirror.invalid/simple\n")
+    binds = host_pip_binds({"PIP_CONFIG_FILE": str(config), "HOME": str(tmp_path), "XDG_CONFIG_DIRS": str(tmp_path)})
+    assert str(config) in binds and str(cert) in binds and str(constraints) in binds and str(wheels) in binds
+    assert not any("mirror.invalid" in b for b in binds)
+
+
+def test_ca_variables_are_bound_when_files_exist(tmp_path):
+    bundle = tmp_path / "bundle.crt"
+    bundle.write_text("x")
+    binds = host_pip_binds({"SSL_CERT_FILE": str(bundle), "REQUESTS_CA_BUNDLE": "/does/not/exist",
+                            "HOME": str(tmp_path), "XDG_CONFIG_DIRS": str(tmp_path)})
+    assert str(bundle) in binds and "/does/not/exist" not in binds
+
+
+def test_uv_gets_the_pip_index_settings(tmp_path):
+    config = tmp_path / "pip.conf"
+    config.write_text("[global]\nindex-url = https://mirror.invalid/simple\nfind-links = /w\n")
+    env = uv_environment({"PIP_CONFIG_FILE": str(config), "HOME": str(tmp_path), "XDG_CONFIG_DIRS": str(tmp_path),
+                          "PIP_CERT": "/etc/ca.pem"})
+    assert env == {"UV_INDEX_URL": "https://mirror.invalid/simple", "UV_FIND_LINKS": "/w",
+                   "SSL_CERT_FILE": "/etc/ca.pem"}
