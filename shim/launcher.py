@@ -1,7 +1,7 @@
-#!/usr/bin/python3 -IS
 """Runtime launcher of a tykky installation.
 
-Every program in <prefix>/bin is a symlink to this file. It reads the installation's
+Every program in <prefix>/bin is a symlink to <prefix>/_tykky/launcher, a stub that imports
+this module (copied to <prefix>/_tykky/tykky_launcher.py, byte-compiled at install time). It reads the installation's
 manifest, builds the runtime's bind list and environment and replaces itself with the
 container runtime, which starts the program at the very path it was invoked by: inside the
 container <prefix>/bin is covered by <prefix>/_bin, whose entries point at the real programs,
@@ -240,6 +240,11 @@ def launch(argv):
     container = os.path.join(prefix, manifest["container"])
     flags = ["--cleanenv"] if manifest.get("cleanenv") else []
     runtime_argv = [runtime, "-q", "exec"] + flags + [container] + command
+    if os.environ.get("TYKKY_LAUNCHER_DRY_RUN"):
+        # Prints what would be exec'd, for benchmarks and debugging; runs nothing.
+        changed = dict((k, v) for k, v in environ.items() if os.environ.get(k) != v)
+        sys.stdout.write(repr({"argv": runtime_argv, "environment": changed}) + "\n")
+        return
     if os.environ.get("CW_LOG_LEVEL", "1").isdigit() and int(os.environ.get("CW_LOG_LEVEL", "1")) > 2:
         sys.stderr.write("tykky launcher: %r\n" % (runtime_argv,))
     os.execve(runtime, runtime_argv, environ)

@@ -2,7 +2,7 @@
 
     bin/<name>        -> ../_tykky/launcher   (what users run)
     _bin/<name>       -> in-container target  (covers bin/ inside the container)
-    _tykky/launcher, _tykky/manifest.json
+    _tykky/launcher (stub), _tykky/tykky_launcher.py (+ byte code), _tykky/manifest.json
     pyvenv.cfg, lib/pythonX.Y/site-packages   (the prefix reads as a venv of its Python)
     share/tykky/      resolved config, tool version, inputs of every build
 
@@ -10,11 +10,13 @@ Used for new installations (in a staging directory) and for updates (in place): 
 replaced by a rename, so a program starting meanwhile sees the old or the new entry, never none.
 """
 import os
+import shutil
 from importlib import resources
 from pathlib import Path
 from typing import Iterable, Mapping, Optional
 
 from tykky import manifest as manifest_module
+from tykky import runner
 from tykky.errors import TykkyError
 from tykky.manifest import Manifest
 
@@ -48,18 +50,42 @@ def replace_file(path: Path, content: bytes, executable: bool = False) -> None:
     os.replace(temporary, path)
 
 
-def launcher_source(interpreter: str) -> bytes:
-    """The shim with its shebang pointing at an absolute interpreter, started isolated."""
+LAUNCHER_MODULE = "_tykky/tykky_launcher.py"
+# The entry point stays tiny: Python compiles a script on every start but imports a module
+# from its byte-compiled cache, which install_launcher writes.
+LAUNCHER_STUB = """#!{interpreter} -IS
+import os
+import sys
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+from tykky_launcher import main
+main()
+"""
+COMPILE_LAUNCHER = """
+import py_compile, sys
+kwargs = {}
+if sys.version_info >= (3, 7):
+    kwargs["invalidation_mode"] = py_compile.PycInvalidationMode.UNCHECKED_HASH
+py_compile.compile(sys.argv[1], doraise=True, **kwargs)
+"""
+
+
+def check_interpreter(interpreter: str) -> None:
     if " " in interpreter or not os.path.isabs(interpreter):
         raise TykkyError(f"The launcher interpreter '{interpreter}' must be an absolute path "
                          "without spaces. Set launcher_python in the configuration.")
-    text = resources.files("tykky_shim").joinpath("launcher.py").read_text()
-    body = text.split("\n", 1)[1]
-    return f"#!{interpreter} -IS\n{body}".encode()
 
 
 def install_launcher(prefix: Path, interpreter: str) -> None:
-    replace_file(prefix / LAUNCHER, launcher_source(interpreter), executable=True)
+    """The launcher module, its byte code for `interpreter`, and the stub bin/ entries point at."""
+    check_interpreter(interpreter)
+    module = resources.files("tykky_shim").joinpath("launcher.py").read_bytes()
+    replace_file(prefix / LAUNCHER_MODULE, module)
+    cache = prefix / "_tykky" / "__pycache__"
+    if cache.is_dir():
+        shutil.rmtree(cache)
+    runner.run([interpreter, "-IS", "-c", COMPILE_LAUNCHER, str(prefix / LAUNCHER_MODULE)],
+               what=f"byte-compiling the launcher with {interpreter}")
+    replace_file(prefix / LAUNCHER, LAUNCHER_STUB.format(interpreter=interpreter).encode(), executable=True)
 
 
 def link_programs(prefix: Path, targets: Mapping[str, str], previous: Iterable[str] = ()) -> None:
