@@ -19,7 +19,7 @@ from tykky.errors import TykkyError
 SECTIONS = ("defaults", "force", "appends", "prepends")
 DEFAULT_SITE_CONFIG = "generic"
 # Keys of Tykky site configs that this tool does not need; accepted so configs carry over.
-COMPATIBLE_UNUSED_KEYS = ("env_name", "conda_version", "conda_arch", "source_mount_point",
+COMPATIBLE_UNUSED_KEYS = ("conda_version", "conda_arch", "source_mount_point",
                           "create_wrappers", "update_mode", "work_dir", "workdir", "extra_envs")
 
 
@@ -59,8 +59,18 @@ class Config:
     use_uv: bool = False
     no_cache: bool = False
     mask: bool = False
+    # conda mode
+    env_file: str = ""
+    env_name: str = "env1"
+    use_mamba: bool = False
+    activate_scripts_at_launch: bool = False
+    channel_alias: str = ""
+    default_channels: Tuple[str, ...] = ("conda-forge",)
+    rattler_path: str = ""
+    rattler_python: str = ""
     # environment switches (CW_* variables)
     debug_keep_files: bool = False
+    enable_condarc: bool = False
     fix_permissions: bool = True
     extra_bind_mounts: Tuple[str, ...] = ()
     # where the site configuration came from, for messages and `info`
@@ -71,7 +81,8 @@ class Config:
 
 
 _FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(Config)}
-_INTERNAL_KEYS = ("debug_keep_files", "fix_permissions", "extra_bind_mounts", "site_config_path")
+_INTERNAL_KEYS = ("debug_keep_files", "fix_permissions", "extra_bind_mounts", "site_config_path",
+                  "enable_condarc")
 USER_KEYS = tuple(name for name in _FIELD_TYPES if name not in _INTERNAL_KEYS)
 
 
@@ -193,6 +204,7 @@ def _environment_values(environ: Mapping[str, str]) -> Dict[str, Any]:
         "debug_keep_files": bool(environ.get("CW_DEBUG_KEEP_FILES")),
         "fix_permissions": not environ.get("CW_NO_FIX_PERM"),
         "extra_bind_mounts": tuple(p for p in environ.get("CW_EXTRA_BIND_MOUNTS", "").split(",") if p),
+        "enable_condarc": bool(environ.get("CW_ENABLE_CONDARC")),
     }
     if environ.get("CW_LOG_LEVEL", "").strip().isdigit():
         values["log_level"] = int(environ["CW_LOG_LEVEL"])

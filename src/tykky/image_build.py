@@ -1,7 +1,7 @@
 """The steps every image-based build shares once its tree is filled: probe, squash, manifest."""
 import secrets
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from tykky import __version__, log, squash
 from tykky.config import Config
@@ -22,7 +22,8 @@ def write_marker(tree: Path, build_id: str) -> None:
 
 def make_manifest(config: Config, container: BuildContainer, found: ProbeResult, *,
                   mode: str, build_id: str, container_name: str, image_name: str,
-                  environment: Optional[Mapping[str, str]] = None, environ_file: str = "") -> Manifest:
+                  environment: Optional[Mapping[str, str]] = None, environ_file: str = "",
+                  activation: Optional[Mapping[str, Any]] = None) -> Manifest:
     runtime = container.runtime
     library_dirs = tuple(found.library_dirs) if config.add_ld else ()
     return Manifest(
@@ -37,7 +38,7 @@ def make_manifest(config: Config, container: BuildContainer, found: ProbeResult,
         ld_library_path=PathVariable(prepend=library_dirs,
                                      container=found.environment.get("LD_LIBRARY_PATH", "")),
         environment=dict(environment or {}), environ_file=environ_file,
-        shell=found.shell, python=found.python,
+        shell=found.shell, python=found.python, activation=activation,
     )
 
 

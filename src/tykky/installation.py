@@ -7,7 +7,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import yaml
 
@@ -33,6 +33,7 @@ class ModeSteps:
     wrapper_paths: Callable[[Config], List[str]]
     python: Callable[[Config], str]
     environment: Callable[[Config, BuildContainer], Mapping[str, str]] = lambda config, container: {}
+    activation: Callable[[Config, BuildContainer], Optional[Mapping[str, Any]]] = lambda config, container: None
 
 
 def launcher_interpreter(config: Config) -> str:
@@ -76,7 +77,8 @@ def build_new(config: Config, mode: ModeSteps) -> Path:
         manifest = make_manifest(config, container, found, mode=mode.name, build_id=build_id,
                                  container_name=container_name, image_name=config.sqfs_image,
                                  environment=mode.environment(config, container),
-                                 environ_file=_environ_file_name(config, staged))
+                                 environ_file=_environ_file_name(config, staged),
+                                 activation=mode.activation(config, container))
         _record(stage, config, staged)
         layout.write_installation(stage, manifest, interpreter=launcher_interpreter(config),
                                   system_site=config.enable_site_packages)
@@ -112,7 +114,7 @@ def update(config: Config, mode: ModeSteps, prefix: Path) -> None:
         manifest = make_manifest(config, container, found, mode=mode.name, build_id=build_id,
                                  container_name=previous.container, image_name=layer.image,
                                  environment=mode.environment(config, container),
-                                 environ_file=environ_file)
+                                 environ_file=environ_file, activation=mode.activation(config, container))
         deploy.place_file(new_image, prefix / layer.image)
         _record(prefix, config, staged, kind="update")
         layout.write_installation(prefix, manifest, interpreter=launcher_interpreter(config),

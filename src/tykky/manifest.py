@@ -47,6 +47,8 @@ class Manifest:
     environ_file: str = ""
     shell: str = "/bin/sh"
     python: Optional[Mapping[str, str]] = None
+    # conda mode: what `conda activate` would set, applied at launch unless a venv on top is used
+    activation: Optional[Mapping[str, Any]] = None
 
     def to_json(self) -> str:
         data: Dict[str, Any] = {
@@ -68,6 +70,7 @@ class Manifest:
             "shell": self.shell,
             "marker": self.marker(),
             "python": dict(self.python) if self.python else None,
+            "activation": dict(self.activation) if self.activation else None,
         }
         return json.dumps(data, indent=1) + "\n"
 
@@ -106,7 +109,7 @@ def load(prefix: Path) -> Manifest:
         targets=data["targets"], path=_path_variable(data["path"]),
         ld_library_path=_path_variable(data["ld_library_path"]),
         environment=data["environment"], environ_file=data["environ_file"],
-        shell=data["shell"], python=data.get("python"),
+        shell=data["shell"], python=data.get("python"), activation=data.get("activation"),
     )
 
 
