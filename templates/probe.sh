@@ -2,7 +2,8 @@
 # Runs inside the container once per build: reports the container's own environment and the
 # programs under the paths to wrap, so the build lists the container once, not once per file.
 # Usage: probe.sh WRAP_ALL PATH...   (WRAP_ALL is yes or no)
-# With TYKKY_INFO_PYTHON set, also runs TYKKY_INFO_SCRIPT (python_info.py) with that Python.
+# With TYKKY_INFO_PYTHON set, also runs TYKKY_INFO_SCRIPT (python_info.py) with that Python
+# (or the first runnable one of a colon-separated list).
 # Output lines (tab-separated): ENV name value | SHELL path | TARGET path | MISSING path |
 # LIBDIR path | PYTHON json
 wrap_all=$1
@@ -33,6 +34,15 @@ for wrap_path in "$@"; do
     fi
 done
 if [ -n "${TYKKY_INFO_PYTHON:-}" ]; then
-    printf 'PYTHON\t%s\n' "$("$TYKKY_INFO_PYTHON" -I -c "$TYKKY_INFO_SCRIPT")"
+    # A colon-separated list of candidates (wrap modes guess): the first one that runs.
+    saved_ifs=$IFS
+    IFS=:
+    for info_python in $TYKKY_INFO_PYTHON; do
+        if [ -x "$info_python" ] && info=$("$info_python" -I -c "$TYKKY_INFO_SCRIPT" 2>/dev/null); then
+            printf 'PYTHON\t%s\n' "$info"
+            break
+        fi
+    done
+    IFS=$saved_ifs
 fi
 exit 0

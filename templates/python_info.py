@@ -8,6 +8,7 @@ import sysconfig
 stdlib = sysconfig.get_path("stdlib")
 include = sysconfig.get_path("include")
 print(json.dumps({
+    "executable": sys.executable,
     "version": "%d.%d" % sys.version_info[:2],
     "full_version": sys.version.split()[0],
     "site_packages": sysconfig.get_path("purelib"),

@@ -29,12 +29,15 @@ def host_top_level_dirs(excluded: Sequence[str]) -> List[str]:
 
 @dataclass(frozen=True)
 class BuildContainer:
-    """A container with the build's writable tree mounted at the installation path."""
+    """A container with the build's writable tree mounted at the installation path.
+
+    wrap-container builds no image: its tree is None and nothing is mounted there.
+    """
 
     runtime: Runtime
     image: Path
     config: Config
-    tree: Path  # host directory seen at config.installation_path
+    tree: Optional[Path]  # host directory seen at config.installation_path
     build: Path
 
     def binds(self, extra: Sequence[str] = ()) -> List[str]:
@@ -46,7 +49,8 @@ class BuildContainer:
             binds = host_top_level_dirs(config.excluded_mount_points)
         binds.append(str(self.build))
         binds += list(config.extra_bind_mounts) + list(extra)
-        binds.append(f"{self.tree}:{config.installation_path}")
+        if self.tree is not None:
+            binds.append(f"{self.tree}:{config.installation_path}")
         return binds
 
     def environment(self, variables: Mapping[str, str]) -> Dict[str, str]:
