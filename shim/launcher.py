@@ -95,8 +95,15 @@ def bind_list(manifest, prefix):
     binds.extend(b for b in extra.split(",") if b)
     binds.append("%s/_bin:%s/bin" % (prefix, prefix))
     for layer in manifest["layers"]:
-        binds.append("%s/%s:%s:image-src=/,ro" % (prefix, layer["image"], layer["target"]))
+        if layer.get("mount", "image-src") == "image-src":
+            binds.append("%s/%s:%s:image-src=/,ro" % (prefix, layer["image"], layer["target"]))
     return binds
+
+
+def overlay_images(manifest, prefix):
+    """Layers stacked at the container root, the later ones winning."""
+    return ["%s/%s:ro" % (prefix, layer["image"]) for layer in manifest["layers"]
+            if layer.get("mount", "image-src") == "overlay"]
 
 
 def is_visible_inside(path, binds, isolate):
@@ -214,6 +221,37 @@ def program_command(manifest, prefix, name, exec_path, args):
     return command
 
 
+def version_tuple(text):
+    numbers = []
+    for part in text.split("-", 1)[0].split(".")[:3]:
+        digits = "".join(c for c in part if c.isdigit())
+        numbers.append(int(digits) if digits else 0)
+    return tuple(numbers)
+
+
+def step_sharing_flags(manifest, runtime, environ):
+    """--sharens when this launch is one of several tasks of a Slurm step on this node.
+
+    Apptainer (>= 1.3) then runs all tasks started by the same parent (slurmstepd) in one
+    container: one user namespace and one image mount instead of one per task, and MPI ranks
+    can use single-copy (CMA) transfers. PMIx's default shared-memory store needs locks that
+    fail inside a shared user namespace, so its hash store is chosen unless the user chose.
+    """
+    if not manifest.get("share_step_container") or "SLURM_STEP_ID" not in environ:
+        return []
+    recorded = manifest["runtime"]
+    if runtime != recorded["path"] or recorded["name"] != "apptainer":
+        return []
+    if version_tuple(recorded.get("version", "")) < (1, 3):
+        return []
+    tasks, nodes = environ.get("SLURM_STEP_NUM_TASKS", ""), environ.get("SLURM_STEP_NUM_NODES", "")
+    if not (tasks.isdigit() and nodes.isdigit() and int(tasks) > int(nodes)):
+        return []
+    if "PMIX_MCA_gds" not in environ:
+        environ["PMIX_MCA_gds"] = environ["APPTAINERENV_PMIX_MCA_gds"] = "hash"
+    return ["--sharens"]
+
+
 def launch(argv):
     invoked = argv[0]
     launcher = os.path.realpath(__file__)
@@ -238,16 +276,48 @@ def launch(argv):
     environ["APPTAINER_BIND"] = environ["SINGULARITY_BIND"] = ",".join(binds)
     runtime = runtime_executable(manifest)
     container = os.path.join(prefix, manifest["container"])
+    overlays = overlay_images(manifest, prefix)
     flags = ["--cleanenv"] if manifest.get("cleanenv") else []
+    for overlay in overlays:
+        flags += ["--overlay", overlay]
+    if warm_mounts_wanted(manifest):
+        try:
+            load_warm().warm_exec(runtime, container, flags, environ, manifest, prefix, binds, overlays, command)
+        except Exception as error:  # noqa: BLE001 - any failure means: launch cold
+            log_debug("warm launch unavailable (%s), launching cold" % error)
+    flags += step_sharing_flags(manifest, runtime, environ)
     runtime_argv = [runtime, "-q", "exec"] + flags + [container] + command
     if os.environ.get("TYKKY_LAUNCHER_DRY_RUN"):
         # Prints what would be exec'd, for benchmarks and debugging; runs nothing.
         changed = dict((k, v) for k, v in environ.items() if os.environ.get(k) != v)
         sys.stdout.write(repr({"argv": runtime_argv, "environment": changed}) + "\n")
         return
-    if os.environ.get("CW_LOG_LEVEL", "1").isdigit() and int(os.environ.get("CW_LOG_LEVEL", "1")) > 2:
-        sys.stderr.write("tykky launcher: %r\n" % (runtime_argv,))
+    log_debug("exec %r" % (runtime_argv,))
     os.execve(runtime, runtime_argv, environ)
+
+
+def log_debug(message):
+    level = os.environ.get("CW_LOG_LEVEL", "1")
+    if level.isdigit() and int(level) > 2:
+        sys.stderr.write("tykky launcher: %s\n" % message)
+
+
+def warm_mounts_wanted(manifest):
+    setting = os.environ.get("TYKKY_WARM_MOUNTS", "").lower()
+    if setting in ("0", "no", "false", "off") or os.environ.get("TYKKY_LAUNCHER_DRY_RUN"):
+        return False
+    return bool(manifest.get("warm", {}).get("enabled")) or setting in ("1", "yes", "true", "on")
+
+
+def load_warm():
+    """The warm-mount module: tykky_warm.py next to the installed launcher, warm.py in shim/."""
+    try:
+        import tykky_warm
+        return tykky_warm
+    except ImportError:
+        sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+        import warm
+        return warm
 
 
 def main():

@@ -1,0 +1,270 @@
+"""Warm mounts: programs join a running container instance instead of mounting anew.
+
+A cold launch pays a fresh squashfuse mount every time. Here the first launch of an
+installation on a node starts an instance (per user, node, image and set of binds); later
+launches enter its namespaces directly (os.setns on Python >= 3.12, else nsenter), chroot to
+its root and exec the program, which then is the launcher's own process: signals, the
+terminal and the exit code need no forwarding.
+
+State lives in /tmp/tykky-warm-<uid>/ (node-local): <name>.json describes the instance,
+<name>.usage is flock'ed shared by every program running in it (the descriptor is inherited
+through exec and released when the program and its children are gone), <name>.start
+serialises starting. A reaper process started with the instance stops it once nobody has held
+the usage lock for the idle timeout, or as soon as it is unused after an update replaced it.
+
+Stdlib only, Python >= 3.6. Any failure raises WarmUnavailable: the caller launches cold.
+"""
+import fcntl
+import hashlib
+import os
+import sys
+import time
+
+STATE_ROOT = "/tmp/tykky-warm-%d"
+SETTLE_SECONDS = 0.2
+
+
+class WarmUnavailable(Exception):
+    pass
+
+
+def state_directory():
+    """This user's state directory, refused unless it is a private directory of the user."""
+    path = os.environ.get("TYKKY_WARM_DIR") or STATE_ROOT % os.getuid()
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as error:
+        raise WarmUnavailable("cannot create %s: %s" % (path, error)) from None
+    info = os.lstat(path)
+    if not os.path.isdir(path) or os.path.islink(path) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise WarmUnavailable("%s is not a private directory of this user" % path)
+    return path
+
+
+def instance_name(prefix, manifest, binds, overlays):
+    key = "\0".join([os.path.realpath(prefix), manifest["build_id"]] + list(binds) + list(overlays))
+    return "tykky-" + hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def process_start_time(pid):
+    """Start time of a process, to tell it from a later process with the same pid."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def read_state(path):
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8")
+    except OSError:
+        return None
+    import json
+
+    try:
+        state = json.loads(text)
+    except ValueError:
+        return None
+    if process_start_time(state.get("pid", -1)) != state.get("start_time"):
+        return None
+    return state
+
+
+def write_state(path, state):
+    import json
+
+    temporary = "%s.%d.tmp" % (path, os.getpid())
+    with open(temporary, "w") as handle:
+        json.dump(state, handle)
+    os.replace(temporary, path)
+
+
+def lock(path, mode):
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(descriptor, mode)
+    return descriptor
+
+
+def run_quietly(argv, environ, capture=False):
+    import subprocess
+
+    completed = subprocess.run(argv, env=environ, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    if completed.returncode != 0:
+        raise WarmUnavailable("%s failed: %s" % (" ".join(argv[:4]), completed.stderr.decode(errors="replace")))
+    return completed.stdout
+
+
+def instance_pid(runtime, name, environ):
+    import json
+
+    listing = json.loads(run_quietly([runtime, "instance", "list", "--json", name], environ, capture=True))
+    for entry in listing.get("instances", []):
+        if entry.get("instance") == name:
+            return int(entry["pid"])
+    raise WarmUnavailable("instance %s is not listed after starting" % name)
+
+
+def container_variables(runtime, name, environ):
+    """What the runtime itself sets inside (its markers, the image's own environment)."""
+    probe = {"PATH": "/usr/bin:/bin", "HOME": environ.get("HOME", "/")}
+    output = run_quietly([runtime, "-q", "exec", "instance://" + name, "env", "-0"], probe, capture=True)
+    variables = {}
+    for entry in output.decode("utf-8", "surrogateescape").split("\0"):
+        key, _, value = entry.partition("=")
+        if key and key not in ("HOME", "PWD", "SHLVL", "_", "USER_PATH", "OLDPWD"):
+            variables[key] = value
+    variables["APPTAINER_COMMAND"] = variables["SINGULARITY_COMMAND"] = "exec"
+    return variables
+
+
+def start_instance(runtime, container, name, flags, environ, manifest, prefix, state_path):
+    try:
+        run_quietly([runtime, "-q", "instance", "start"] + flags + [container, name], environ)
+    except WarmUnavailable:
+        # A dead instance of the same name may still be registered: clear it once and retry.
+        subprocess_stop(runtime, name, environ)
+        run_quietly([runtime, "-q", "instance", "start"] + flags + [container, name], environ)
+    pid = instance_pid(runtime, name, environ)
+    own_user_namespace = os.readlink("/proc/%d/ns/user" % pid) != os.readlink("/proc/self/ns/user")
+    state = {"pid": pid, "start_time": process_start_time(pid), "name": name, "prefix": prefix,
+             "build_id": manifest["build_id"], "user_namespace": own_user_namespace,
+             "runtime": runtime, "variables": container_variables(runtime, name, environ)}
+    write_state(state_path, state)
+    start_reaper(state_path, manifest.get("warm", {}).get("idle_timeout", 300))
+    return state
+
+
+def subprocess_stop(runtime, name, environ):
+    import subprocess
+
+    subprocess.run([runtime, "-q", "instance", "stop", name], env=environ, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def start_reaper(state_path, idle_timeout):
+    import subprocess
+
+    module = os.path.join(os.path.dirname(os.path.realpath(__file__)), "tykky_warm.py")
+    if not os.path.isfile(module):
+        module = os.path.realpath(__file__)
+    subprocess.Popen([sys.executable, "-IS", module, "reap", state_path, str(idle_timeout)],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True, close_fds=True)
+
+
+def ensure_instance(runtime, container, flags, environ, manifest, prefix, name):
+    """The live instance's state, starting it if needed; returns (state, usage descriptor)."""
+    directory = state_directory()
+    base = os.path.join(directory, name)
+    usage = lock(base + ".usage", fcntl.LOCK_SH)
+    state = read_state(base + ".json")
+    if state is None:
+        starting = lock(base + ".start", fcntl.LOCK_EX)
+        try:
+            state = read_state(base + ".json") or start_instance(
+                runtime, container, name, flags, environ, manifest, prefix, base + ".json")
+        finally:
+            os.close(starting)
+    return state, usage
+
+
+def joined_environment(environ, state):
+    """The program's environment as a cold `apptainer exec` would build it."""
+    result = {}
+    for key, value in environ.items():
+        if key.startswith(("APPTAINERENV_", "SINGULARITYENV_")):
+            continue
+        if key.startswith(("APPTAINER_", "SINGULARITY_")) and key.endswith(("_BIND",)):
+            continue
+        result[key] = value
+    result.update(state.get("variables", {}))
+    for key, value in environ.items():
+        if key.startswith("APPTAINERENV_"):
+            result[key[len("APPTAINERENV_"):]] = value
+    return result
+
+
+def working_directory(environ):
+    try:
+        return os.getcwd()
+    except OSError:
+        return environ.get("HOME", "/")
+
+
+def join(state, command, environ):
+    """Enter the instance and exec command; returns only if entering failed."""
+    pid = state["pid"]
+    cwd = working_directory(environ)
+    if hasattr(os, "setns"):
+        root = os.open("/proc/%d/root" % pid, os.O_RDONLY)
+        namespaces = (["user"] if state["user_namespace"] else []) + ["mnt"]
+        for namespace in namespaces:
+            descriptor = os.open("/proc/%d/ns/%s" % (pid, namespace), os.O_RDONLY)
+            os.setns(descriptor, 0)
+            os.close(descriptor)
+        os.fchdir(root)
+        os.chroot(".")
+        os.chdir(cwd if os.path.isdir(cwd) else "/")
+        os.execvpe(command[0], command, environ)
+    nsenter = next((p for p in ("/usr/bin/nsenter", "/bin/nsenter") if os.access(p, os.X_OK)), None)
+    if nsenter is None:
+        raise WarmUnavailable("nsenter is not installed")
+    flags = ["-U", "--preserve-credentials"] if state["user_namespace"] else []
+    argv = [nsenter, "-t", str(pid)] + flags + ["-m", "-r", "--wdns=" + cwd, "--"] + command
+    os.execve(nsenter, argv, environ)
+
+
+def warm_exec(runtime, container, flags, environ, manifest, prefix, binds, overlays, command):
+    """Run command in the warm instance; raises WarmUnavailable to ask for a cold launch."""
+    name = instance_name(prefix, manifest, binds, overlays)
+    state, usage = ensure_instance(runtime, container, flags, environ, manifest, prefix, name)
+    os.set_inheritable(usage, True)
+    join(state, command, joined_environment(environ, state))
+
+
+def reap(state_path, idle_timeout):
+    """Stop the instance once idle for idle_timeout seconds, or unused after an update."""
+    state = read_state(state_path)
+    if state is None:
+        return
+    usage_path = state_path[: -len(".json")] + ".usage"
+    interval = max(0.5, min(10.0, idle_timeout / 4.0))
+    idle_since = None
+    while read_state(state_path) is not None:
+        time.sleep(interval)
+        descriptor = os.open(usage_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            idle_since = None
+            os.close(descriptor)
+            continue
+        idle_since = idle_since or time.time()
+        if replaced(state) or time.time() - idle_since >= idle_timeout:
+            os.unlink(state_path)
+            subprocess_stop(state["runtime"], state["name"], dict(os.environ))
+            os.close(descriptor)
+            return
+        os.close(descriptor)
+
+
+def replaced(state):
+    """True when the installation's manifest names another build than the instance runs."""
+    manifest_path = os.path.join(state["prefix"], "_tykky", "manifest.json")
+    import json
+
+    try:
+        with open(manifest_path) as handle:
+            return json.load(handle).get("build_id") != state["build_id"]
+    except (OSError, ValueError):
+        return True
+
+
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "reap":
+    reap(sys.argv[2], float(sys.argv[3]))
