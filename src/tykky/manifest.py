@@ -46,6 +46,12 @@ class Manifest:
     environment: Mapping[str, str] = field(default_factory=dict)
     environ_file: str = ""
     shell: str = "/bin/sh"
+    # wrap modes: programs started by their in-container path, so that they find their own
+    # files relative to themselves; the others get the wrapper's path as argv[0].
+    direct_targets: Tuple[str, ...] = ()
+    # wrap modes: <prefix>/bin stays off the in-container PATH; path.prepend names the
+    # wrapped directories instead, so programs calling each other by name see native paths.
+    prefix_on_path: bool = True
     python: Optional[Mapping[str, str]] = None
     # conda mode: what `conda activate` would set, applied at launch unless a venv on top is used
     activation: Optional[Mapping[str, Any]] = None
@@ -68,6 +74,8 @@ class Manifest:
             "environment": dict(self.environment),
             "environ_file": self.environ_file,
             "shell": self.shell,
+            "direct_targets": sorted(self.direct_targets),
+            "prefix_on_path": self.prefix_on_path,
             "marker": self.marker(),
             "python": dict(self.python) if self.python else None,
             "activation": dict(self.activation) if self.activation else None,
@@ -109,7 +117,8 @@ def load(prefix: Path) -> Manifest:
         targets=data["targets"], path=_path_variable(data["path"]),
         ld_library_path=_path_variable(data["ld_library_path"]),
         environment=data["environment"], environ_file=data["environ_file"],
-        shell=data["shell"], python=data.get("python"), activation=data.get("activation"),
+        shell=data["shell"], direct_targets=tuple(data.get("direct_targets", ())),
+        prefix_on_path=data.get("prefix_on_path", True), python=data.get("python"), activation=data.get("activation"),
     )
 
 
