@@ -18,6 +18,7 @@ from tykky.config import Config
 from tykky.container_exec import BuildContainer
 from tykky.errors import TykkyError
 from tykky.image_build import make_manifest, squash_tree
+from tykky.manifest import Manifest
 from tykky.runtime import find_runtime
 
 ENVIRON_FILE = "share/tykky/environ.sh"
@@ -34,6 +35,8 @@ class ModeSteps:
     python: Callable[[Config], str]
     environment: Callable[[Config, BuildContainer], Mapping[str, str]] = lambda config, container: {}
     activation: Callable[[Config, BuildContainer], Optional[Mapping[str, Any]]] = lambda config, container: None
+    # Last word on the manifest (wrap-install: which programs run by their own path).
+    finish_manifest: Callable[[Config, Manifest], Manifest] = lambda config, manifest: manifest
 
 
 def launcher_interpreter(config: Config) -> str:
@@ -79,6 +82,7 @@ def build_new(config: Config, mode: ModeSteps) -> Path:
                                  environment=mode.environment(config, container),
                                  environ_file=_environ_file_name(config, staged),
                                  activation=mode.activation(config, container))
+        manifest = mode.finish_manifest(config, manifest)
         _record(stage, config, staged)
         layout.write_installation(stage, manifest, interpreter=launcher_interpreter(config),
                                   system_site=config.enable_site_packages)
@@ -115,6 +119,7 @@ def update(config: Config, mode: ModeSteps, prefix: Path) -> None:
                                  container_name=previous.container, image_name=layer.image,
                                  environment=mode.environment(config, container),
                                  environ_file=environ_file, activation=mode.activation(config, container))
+        manifest = mode.finish_manifest(config, manifest)
         deploy.place_file(new_image, prefix / layer.image)
         _record(prefix, config, staged, kind="update")
         layout.write_installation(prefix, manifest, interpreter=launcher_interpreter(config),
