@@ -47,6 +47,13 @@ class Config:
     composable: bool = False
     log_level: int = 2
     launcher_python: str = ""
+    # Launches join a running instance per user, node and image instead of mounting anew.
+    warm_mounts: bool = True
+    warm_idle_timeout: int = 300
+    # Updates add image layers; past this many, they are merged into one.
+    max_layers: int = 8
+    # Tasks of one Slurm step on a node run in one shared container (apptainer --sharens).
+    share_step_container: bool = True
     # what the user asked for
     requirements_file: str = ""
     pre_install: Tuple[str, ...] = ()

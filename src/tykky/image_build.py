@@ -23,14 +23,15 @@ def write_marker(tree: Path, build_id: str) -> None:
 def make_manifest(config: Config, container: BuildContainer, found: ProbeResult, *,
                   mode: str, build_id: str, container_name: str, image_name: str,
                   environment: Optional[Mapping[str, str]] = None, environ_file: str = "",
-                  activation: Optional[Mapping[str, Any]] = None) -> Manifest:
+                  activation: Optional[Mapping[str, Any]] = None,
+                  layers: Sequence[Layer] = ()) -> Manifest:
     runtime = container.runtime
     library_dirs = tuple(found.library_dirs) if config.add_ld else ()
     return Manifest(
         tool_version=__version__, build_id=build_id, mode=mode,
         runtime={"name": runtime.name, "path": runtime.path, "version": runtime.version_text},
         container=container_name,
-        layers=(Layer(image=image_name, target=config.installation_path),),
+        layers=tuple(layers) if layers else (Layer(image=image_name, target=config.installation_path),),
         installation_path=config.installation_path, isolate=config.isolate,
         mount_points=config.mount_points, excluded_mount_points=config.excluded_mount_points,
         targets=found.targets,
@@ -39,6 +40,8 @@ def make_manifest(config: Config, container: BuildContainer, found: ProbeResult,
                                      container=found.environment.get("LD_LIBRARY_PATH", "")),
         environment=dict(environment or {}), environ_file=environ_file,
         shell=found.shell, python=found.python, activation=activation,
+        share_step_container=config.share_step_container,
+        warm={"enabled": config.warm_mounts, "idle_timeout": config.warm_idle_timeout},
     )
 
 

@@ -50,7 +50,8 @@ def replace_file(path: Path, content: bytes, executable: bool = False) -> None:
     os.replace(temporary, path)
 
 
-LAUNCHER_MODULE = "_tykky/tykky_launcher.py"
+# shim/ file -> its name in <prefix>/_tykky/
+LAUNCHER_MODULES = {"launcher.py": "tykky_launcher.py", "warm.py": "tykky_warm.py"}
 # The entry point stays tiny: Python compiles a script on every start but imports a module
 # from its byte-compiled cache, which install_launcher writes.
 LAUNCHER_STUB = """#!{interpreter} -IS
@@ -78,13 +79,13 @@ def check_interpreter(interpreter: str) -> None:
 def install_launcher(prefix: Path, interpreter: str) -> None:
     """The launcher module, its byte code for `interpreter`, and the stub bin/ entries point at."""
     check_interpreter(interpreter)
-    module = resources.files("tykky_shim").joinpath("launcher.py").read_bytes()
-    replace_file(prefix / LAUNCHER_MODULE, module)
     cache = prefix / "_tykky" / "__pycache__"
     if cache.is_dir():
         shutil.rmtree(cache)
-    runner.run([interpreter, "-IS", "-c", COMPILE_LAUNCHER, str(prefix / LAUNCHER_MODULE)],
-               what=f"byte-compiling the launcher with {interpreter}")
+    for source, installed in LAUNCHER_MODULES.items():
+        replace_file(prefix / "_tykky" / installed, resources.files("tykky_shim").joinpath(source).read_bytes())
+        runner.run([interpreter, "-IS", "-c", COMPILE_LAUNCHER, str(prefix / "_tykky" / installed)],
+                   what=f"byte-compiling the launcher with {interpreter}")
     replace_file(prefix / LAUNCHER, LAUNCHER_STUB.format(interpreter=interpreter).encode(), executable=True)
 
 

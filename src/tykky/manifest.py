@@ -19,6 +19,9 @@ MANIFEST_PATH = "_tykky/manifest.json"
 class Layer:
     image: str  # file name, relative to the prefix
     target: str  # where its root is mounted inside the container
+    # "overlay": stacked at the container root (content under target's path), later layers win;
+    # "image-src": bound at target, for trees whose target a host bind would hide.
+    mount: str = "image-src"
 
 
 @dataclass(frozen=True)
@@ -53,8 +56,10 @@ class Manifest:
     # wrapped directories instead, so programs calling each other by name see native paths.
     prefix_on_path: bool = True
     python: Optional[Mapping[str, str]] = None
+    warm: Mapping[str, Any] = field(default_factory=dict)
     # conda mode: what `conda activate` would set, applied at launch unless a venv on top is used
     activation: Optional[Mapping[str, Any]] = None
+    share_step_container: bool = False
 
     def to_json(self) -> str:
         data: Dict[str, Any] = {
@@ -78,7 +83,9 @@ class Manifest:
             "prefix_on_path": self.prefix_on_path,
             "marker": self.marker(),
             "python": dict(self.python) if self.python else None,
+            "warm": dict(self.warm),
             "activation": dict(self.activation) if self.activation else None,
+            "share_step_container": self.share_step_container,
         }
         return json.dumps(data, indent=1) + "\n"
 
@@ -118,7 +125,9 @@ def load(prefix: Path) -> Manifest:
         ld_library_path=_path_variable(data["ld_library_path"]),
         environment=data["environment"], environ_file=data["environ_file"],
         shell=data["shell"], direct_targets=tuple(data.get("direct_targets", ())),
-        prefix_on_path=data.get("prefix_on_path", True), python=data.get("python"), activation=data.get("activation"),
+        prefix_on_path=data.get("prefix_on_path", True), python=data.get("python"), warm=data.get("warm", {}),
+        activation=data.get("activation"),
+        share_step_container=data.get("share_step_container", False),
     )
 
 

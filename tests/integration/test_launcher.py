@@ -43,9 +43,10 @@ def test_killed_program_reports_signal_exit(pip_installation, who):
 
 
 WAIT_FOR_SIGNAL = """
-import signal, sys, time
+import os, signal, sys, time
 def handler(number, frame):
-    sys.stdout.write("got %d\\n" % number); sys.stdout.flush(); sys.exit(40 + number)
+    # os.write: the signal may land while the buffered "ready" write is still returning.
+    os.write(1, b"got %d\\n" % number); sys.exit(40 + number)
 for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1"):
     signal.signal(getattr(signal, name), handler)
 sys.stdout.write("ready\\n"); sys.stdout.flush()
