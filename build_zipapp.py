@@ -1,22 +1,74 @@
 #!/usr/bin/env python3
 """Build dist/tykky.pyz: the whole tool with its dependencies in one file (a shiv zipapp).
 
-Same inputs give the same bytes (--reproducible). Dependencies are pinned to releases that
-still support the oldest Python the tool runs on.
+shiv packs the packages (reproducibly: same inputs, same bytes); its bootstrap is then replaced
+by zipapp/main.py (a per-user extraction cache, fast warm starts) and its shebang line by
+zipapp/preamble.sh, which finds a suitable Python on the machine it runs on. Dependencies are
+pinned to releases that still support the oldest Python the tool runs on.
 """
 import argparse
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
+from typing import List, Tuple
 
 HERE = Path(__file__).resolve().parent
 DEPENDENCIES = ["click==8.1.8", "PyYAML==6.0.2"]
+SOURCE_DATE_EPOCH = "315532800"
 
 
-def build(output: Path, python: str) -> None:
+def minimum_python() -> Tuple[int, int]:
+    """The oldest Python the tool supports, from pyproject.toml's requires-python."""
+    match = re.search(r'requires-python\s*=\s*">=\s*3\.(\d+)"', (HERE / "pyproject.toml").read_text())
+    if not match:
+        raise SystemExit("pyproject.toml has no requires-python = \">=3.X\"")
+    return 3, int(match.group(1))
+
+
+def preamble(pinned: str) -> bytes:
+    if pinned and (not os.path.isabs(pinned) or "'" in pinned or "\n" in pinned):
+        raise SystemExit(f"--python {pinned!r}: give an absolute path without quotes")
+    text = (HERE / "zipapp" / "preamble.sh").read_text()
+    text = text.replace("@PINNED_PYTHON@", pinned).replace("@MINIMUM_MINOR@", str(minimum_python()[1]))
+    return text.encode()
+
+
+def main_module(build_id: str) -> bytes:
+    text = (HERE / "zipapp" / "main.py").read_text()
+    for pattern, value in ((r"^MINIMUM = \(3, \d+\)$", f"MINIMUM = {minimum_python()}"),
+                           (r'^BUILD_ID = ".*"$', f'BUILD_ID = "{build_id}"')):
+        text, count = re.subn(pattern, value, text, count=1, flags=re.MULTILINE)
+        if count != 1:
+            raise SystemExit(f"zipapp/main.py has no line matching {pattern}")
+    return text.encode()
+
+
+def assemble(packed: Path, output: Path, pinned: str) -> None:
+    """The preamble, then shiv's archive with our __main__ instead of shiv's bootstrap."""
+    with zipfile.ZipFile(packed) as source:
+        environment = json.loads(source.read("environment.json"))
+        kept: List[Tuple[zipfile.ZipInfo, bytes]] = [
+            (info, source.read(info)) for info in source.infolist()
+            if not info.filename.startswith("_bootstrap/") and info.filename != "__main__.py"]
+        main_info = zipfile.ZipInfo("__main__.py", date_time=source.getinfo("environment.json").date_time)
+    main_info.compress_type = zipfile.ZIP_DEFLATED
+    main_info.external_attr = 0o100644 << 16
+    with output.open("wb") as handle:
+        handle.write(preamble(pinned))
+        with zipfile.ZipFile(handle, "w") as archive:
+            for info, data in kept:
+                archive.writestr(info, data)
+            archive.writestr(main_info, main_module(environment["build_id"]))
+    output.chmod(0o755)
+
+
+def build(output: Path, pinned: str) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as staging:
         site = Path(staging) / "site"
@@ -27,10 +79,11 @@ def build(output: Path, python: str) -> None:
             leftover.unlink()  # lists absolute build paths and hashes: not reproducible
         for cache in site.rglob("__pycache__"):
             shutil.rmtree(cache)
-        temporary = output.with_suffix(".tmp")
+        packed, temporary = Path(staging) / "packed.pyz", output.with_suffix(".tmp")
         subprocess.run([sys.executable, "-m", "shiv", "--site-packages", str(site), "--reproducible",
-                        "--compressed", "--no-modify", "-e", "tykky.cli:main", "-p", python,
-                        "-o", str(temporary)], check=True, env={**os.environ, "SOURCE_DATE_EPOCH": "315532800"})
+                        "--compressed", "-e", "tykky.cli:main", "-p", "/bin/sh", "-o", str(packed)],
+                       check=True, env={**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH})
+        assemble(packed, temporary, pinned)
         os.replace(temporary, output)
     print(output)
 
@@ -38,7 +91,8 @@ def build(output: Path, python: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-o", "--output", type=Path, default=HERE / "dist" / "tykky.pyz")
-    parser.add_argument("--python", default="/usr/bin/env python3", help="the zipapp's interpreter line")
+    parser.add_argument("--python", default="", metavar="PATH",
+                        help="pin an interpreter: used whenever it exists where tykky.pyz runs")
     arguments = parser.parse_args()
     build(arguments.output, arguments.python)
 

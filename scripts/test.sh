@@ -9,7 +9,7 @@ bash scripts/setup-host.sh || exit 1
 if [ ! -x .venv/bin/pytest ]; then
     python3 -m venv .venv && .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]' || exit 1
 fi
-.venv/bin/ruff check src tests shim build_zipapp.py bench || exit 1
+.venv/bin/ruff check src tests shim zipapp build_zipapp.py bench || exit 1
 .venv/bin/pytest "$@"
 status=$?
 if [ "$status" -eq 5 ]; then
