@@ -91,6 +91,12 @@ def bind_list(manifest, prefix):
             binds.append(tmpdir)
     else:
         binds = top_level_binds(excluded)
+    # A tree mounted at a host path (wrap-install --mask): a bind over it would hide the image
+    # or make the runtime create the path on the host, so its top-level directory stays out.
+    targets = [layer["target"] for layer in manifest["layers"]]
+    binds = [b for b in binds if not any(overlaps(bind_destination(b), t) for t in targets)]
+    if not is_visible_inside(prefix, binds, True):
+        binds.append(prefix)
     extra = os.environ.get("CW_EXTRA_BIND_MOUNTS", "")
     binds.extend(b for b in extra.split(",") if b)
     binds.append("%s/_bin:%s/bin" % (prefix, prefix))
@@ -106,12 +112,36 @@ def overlay_images(manifest, prefix):
             if layer.get("mount", "image-src") == "overlay"]
 
 
+def bind_destination(bind):
+    return bind.split(":")[1] if ":" in bind else bind
+
+
+def overlaps(path, target):
+    """Whether a bind at path would hide target, or lie inside it; "/" is never bound."""
+    path, target = path.rstrip("/"), target.rstrip("/")
+    if not path or not target:
+        return False
+    return path == target or target.startswith(path + "/") or path.startswith(target + "/")
+
+
+def default_mount_flags(manifest):
+    """The runtime's own home, tmp and cwd mounts, left out where they would hide a layer."""
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        cwd = ""
+    skipped = []
+    for name, paths in (("home", [os.environ.get("HOME", "")]), ("tmp", ["/tmp", "/var/tmp"]), ("cwd", [cwd])):
+        for layer in manifest["layers"]:
+            if any(path and overlaps(path, layer["target"]) for path in paths) and name not in skipped:
+                skipped.append(name)
+    return ["--no-mount", ",".join(skipped)] if skipped else []
+
+
 def is_visible_inside(path, binds, isolate):
-    if not isolate:
-        top = "/" + path.lstrip("/").split("/", 1)[0]
-        return top not in ("/dev", "/proc", "/sys")
+    """Whether path is under one of the binds (isolate is kept for callers; the binds say it all)."""
     for bind in binds:
-        destination = bind.split(":")[1] if ":" in bind else bind
+        destination = bind_destination(bind)
         if path == destination or path.startswith(destination.rstrip("/") + "/"):
             return True
     return False
@@ -148,7 +178,8 @@ def container_environment(manifest, prefix, venv_bin):
         outer = os.environ.get(name, "") if not isolate else spec.get("container", "")
         prepend = list(spec.get("prepend", []))
         if name == "PATH":
-            prepend.insert(0, prefix + "/bin")
+            if manifest.get("prefix_on_path", True):
+                prepend.insert(0, prefix + "/bin")
             if venv_bin:
                 prepend.insert(0, venv_bin)
         env[name] = join_path(prepend + [outer] + list(spec.get("append", [])))
@@ -185,16 +216,29 @@ def runtime_executable(manifest):
     )
 
 
+def in_own_container(manifest, prefix):
+    """The image's marker file, or without an image (wrap-container) the runtime's record of
+    which container runs: the same file as the installation's container."""
+    marker = manifest.get("marker")
+    if marker:
+        if not os.path.isfile(marker["path"]):
+            return False
+        with open(marker["path"]) as handle:
+            return handle.read().strip() == marker["value"]
+    running = os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER")
+    if not running:
+        return False
+    ours = os.path.join(prefix, manifest["container"])
+    return os.path.normpath(running) == os.path.normpath(ours) or os.path.realpath(running) == os.path.realpath(ours)
+
+
 def inside_container_command(manifest, prefix, name, args):
     """Called from inside a container: our own one runs the target, any other is an error."""
-    marker = manifest.get("marker")
-    if marker and os.path.isfile(marker["path"]):
-        with open(marker["path"]) as handle:
-            if handle.read().strip() == marker["value"]:
-                target = manifest["targets"].get(name)
-                if target is None:
-                    raise LaunchError("%s is not a program of the installation at %s" % (name, prefix))
-                return [target] + args
+    if in_own_container(manifest, prefix):
+        target = manifest["targets"].get(name)
+        if target is None:
+            raise LaunchError("%s is not a program of the installation at %s" % (name, prefix))
+        return [target] + args
     raise LaunchError(
         "%s/bin/%s was called from inside another container (%s); a tykky installation runs "
         "in its own container: call it from the host, or bind and use that installation's "
@@ -210,6 +254,8 @@ def program_command(manifest, prefix, name, exec_path, args):
         command = list(args)
     elif name == "_debug_shell":
         command = [manifest.get("shell", "/bin/sh")] + list(args)
+    elif name in manifest.get("direct_targets", ()):
+        command = [manifest["targets"][name]] + list(args)
     elif name in manifest["targets"]:
         command = [exec_path] + list(args)
     else:
@@ -278,6 +324,7 @@ def launch(argv):
     container = os.path.join(prefix, manifest["container"])
     overlays = overlay_images(manifest, prefix)
     flags = ["--cleanenv"] if manifest.get("cleanenv") else []
+    flags += default_mount_flags(manifest)
     for overlay in overlays:
         flags += ["--overlay", overlay]
     if warm_mounts_wanted(manifest):

@@ -33,8 +33,11 @@ def _split_paths(value: Optional[str]) -> List[str]:
     return [p for p in (value or "").split(",") if p]
 
 
-def make_config(user: Dict[str, Any], yaml_file: Optional[str] = None) -> Config:
-    values: Dict[str, Any] = dict(read_user_config(yaml_file)) if yaml_file else {}
+def make_config(user: Dict[str, Any], yaml_file: Optional[str] = None,
+                defaults: Optional[Dict[str, Any]] = None) -> Config:
+    """defaults: the command's own defaults, above the site's but below the user's choices."""
+    values: Dict[str, Any] = dict(defaults or {})
+    values.update(read_user_config(yaml_file) if yaml_file else {})
     values.update({key: value for key, value in user.items() if value not in (None, [], (), False, "")})
     config = build_config({k: tuple(v) if isinstance(v, list) else v for k, v in values.items()},
                           os.environ)
@@ -117,6 +120,69 @@ def pip_update(directory: str, requirements: Optional[str], pre_install: Optiona
         "no_cache": no_cache,
     })
     command.update(config, Path(directory))
+
+
+_YAML_HELP = "More configuration keys for this installation (the keys of the site configuration)."
+_WRAP_HELP = ("Comma-separated programs to wrap: a directory wraps every executable in it (every file "
+              "with wrap_all), a file wraps that one.")
+MASK_HELP = ("Mount the tree at DIR's own path inside the container, so that absolute paths baked into it "
+             "keep working, also after DIR is removed. The cost: DIR's top-level directory (/projappl for "
+             "/projappl/p/app) is not bound into the container, so the wrapped programs do not see the "
+             "rest of it; nor your home directory, /tmp or the current directory when they contain DIR.")
+
+
+@tykky.command("wrap-container", context_settings=CONTEXT)
+@click.argument("container", metavar="CONTAINER")
+@click.option("-w", "--wrapper-paths", metavar="PATHS", required=True,
+              help=_WRAP_HELP + " Absolute paths inside the container.")
+@click.option("--prefix", metavar="DIR", help="Where to install (default: installation_prefix, the current directory).")
+@click.option("--environ", "environ_file", metavar="FILE",
+              help="Shell file sourced inside the container before every launch.")
+@click.option("-y", "--yaml", "yaml_file", metavar="CONF.yaml", help=_YAML_HELP)
+def wrap_container(container: str, wrapper_paths: str, prefix: Optional[str], environ_file: Optional[str],
+                   yaml_file: Optional[str]) -> None:
+    """Use the programs of CONTAINER as a normal installation.
+
+    CONTAINER is a .sif file, a sandbox directory (linked, not copied) or a docker://, oras:// or
+    library:// reference. The container is isolated from the host unless the configuration says
+    isolate: no: only mount_points and the prefix are bound, and its own PATH is kept.
+    """
+    from tykky.commands import wrap_container as command
+
+    config = make_config({"installation_prefix": _absolute(prefix), "environ_file": _absolute(environ_file),
+                          "wrapper_paths": _split_paths(wrapper_paths)}, yaml_file, defaults={"isolate": True})
+    command.new(config, container)
+
+
+@tykky.command("wrap-install", context_settings=CONTEXT)
+@click.argument("directory", metavar="DIR")
+@click.option("-w", "--wrapper-paths", metavar="PATHS", required=True,
+              help=_WRAP_HELP + " Paths relative to DIR (bin), or absolute.")
+@click.option("--prefix", metavar="DIR", help="Where to install (default: installation_prefix, the current directory).")
+@click.option("--mask", is_flag=True, help=MASK_HELP)
+@click.option("--pre-install", "pre_install", metavar="FILE",
+              help="Commands run by bash in the container before DIR is copied in.")
+@click.option("--post-install", "post_install", metavar="FILE",
+              help="Commands run by bash in the container after DIR is copied in ($TYKKY_INSTALLATION_PATH).")
+@click.option("--environ", "environ_file", metavar="FILE",
+              help="Shell file sourced inside the container before every launch.")
+@click.option("-y", "--yaml", "yaml_file", metavar="CONF.yaml", help=_YAML_HELP)
+def wrap_install(directory: str, wrapper_paths: str, prefix: Optional[str], mask: bool,
+                 pre_install: Optional[str], post_install: Optional[str], environ_file: Optional[str],
+                 yaml_file: Optional[str]) -> None:
+    """Put the installation in DIR into a squashfs image and use its programs as before.
+
+    Programs that find their files relative to themselves keep working; use --mask for
+    installations that name their own absolute path.
+    """
+    from tykky.commands import wrap_install as command
+
+    config = make_config({
+        "installation_prefix": _absolute(prefix), "wrapper_paths": _split_paths(wrapper_paths), "mask": mask,
+        "pre_install": _read_commands(pre_install), "post_install": _read_commands(post_install),
+        "environ_file": _absolute(environ_file),
+    }, yaml_file)
+    command.new(config, directory)
 
 
 def _raise_interrupt(signum: int, _frame: Any) -> NoReturn:
