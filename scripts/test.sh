@@ -6,6 +6,8 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
 bash scripts/setup-host.sh || exit 1
+# The CPython that the conda-mode tests package (built once, a few minutes, then cached).
+bash scripts/build-test-python.sh || exit 1
 if [ ! -x .venv/bin/pytest ]; then
     python3 -m venv .venv && .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]' || exit 1
 fi

@@ -169,20 +169,43 @@ def join_path(parts):
     return ":".join(result)
 
 
+def conda_activation(manifest, venv_bin):
+    """A conda installation's activation (computed at build time), applied as Tykky does: not
+    through a venv made on top unless CW_FORCE_CONDA_ACTIVATE, never with CW_NO_CONDA_ACTIVATE."""
+    activation = manifest.get("activation")
+    if not activation or os.environ.get("CW_NO_CONDA_ACTIVATE"):
+        return None
+    if venv_bin and not os.environ.get("CW_FORCE_CONDA_ACTIVATE"):
+        return None
+    return activation
+
+
+def with_activate_scripts(manifest, venv_bin, command):
+    """activate_scripts_at_launch: the env's activate.d scripts run inside, before the program."""
+    activation = conda_activation(manifest, venv_bin)
+    if not activation or not activation.get("scripts"):
+        return command
+    script = 'for f in "$0"/*.sh; do [ -f "$f" ] && . "$f"; done; exec "$@"'
+    return [manifest.get("shell", "/bin/sh"), "-c", script, activation["scripts"]] + command
+
+
 def container_environment(manifest, prefix, venv_bin):
     """Variables the program must see, keyed by name, values as they are inside."""
     env = dict(manifest.get("environment", {}))
+    activation = conda_activation(manifest, venv_bin) or {}
+    env.update(activation.get("environment", {}))
     isolate = manifest["binds"]["isolate"]
     for name in PATH_LIKE:
         spec = manifest.get(name.lower(), {})
         outer = os.environ.get(name, "") if not isolate else spec.get("container", "")
-        prepend = list(spec.get("prepend", []))
+        prepend = list(activation.get("prepend", {}).get(name, [])) + list(spec.get("prepend", []))
         if name == "PATH":
             if manifest.get("prefix_on_path", True):
                 prepend.insert(0, prefix + "/bin")
             if venv_bin:
                 prepend.insert(0, venv_bin)
-        env[name] = join_path(prepend + [outer] + list(spec.get("append", [])))
+        append = list(spec.get("append", [])) + list(activation.get("append", {}).get(name, []))
+        env[name] = join_path(prepend + [outer] + append)
     if venv_bin:
         env["VIRTUAL_ENV"] = os.path.dirname(venv_bin)
     return env
@@ -314,7 +337,7 @@ def launch(argv):
     if not is_visible_inside(exec_path, binds, isolate):
         exec_path = wrapper_path
     venv_bin = venv_on_top(invoked, prefix)
-    command = program_command(manifest, prefix, name, exec_path, args)
+    command = with_activate_scripts(manifest, venv_bin, program_command(manifest, prefix, name, exec_path, args))
     environ = clean_environ(os.environ)
     for key, value in container_environment(manifest, prefix, venv_bin).items():
         environ["APPTAINERENV_" + key] = value

@@ -122,6 +122,70 @@ def pip_update(directory: str, requirements: Optional[str], pre_install: Optiona
     command.update(config, Path(directory))
 
 
+@tykky.group("conda-containerize", context_settings=CONTEXT)
+def conda_containerize() -> None:
+    """Containerize a conda environment (an environment file in, a conda-env-like prefix out)."""
+
+
+@conda_containerize.command("new", context_settings=CONTEXT)
+@click.argument("env_file", metavar="ENV_FILE")
+@click.option("--prefix", metavar="DIR", help="Where to install (default: installation_prefix, the current directory).")
+@click.option("-r", "--requirements", metavar="REQS", help="pip requirements installed after the conda packages.")
+@_install_options
+@click.option("-w", "--wrapper-paths", metavar="PATHS",
+              help="Comma-separated paths to wrap as well (absolute, or relative to the installation path).")
+@click.option("--mamba", "use_mamba", is_flag=True,
+              help="Also install conda and mamba (for post-install commands that call them).")
+@click.option("--uv", "use_uv", is_flag=True, help="Install the pip: section and -r with uv instead of pip.")
+@click.option("--nocache", "no_cache", is_flag=True, help="Do not use or fill the package caches.")
+def conda_new(env_file: str, prefix: Optional[str], requirements: Optional[str], pre_install: Optional[str],
+              post_install: Optional[str], environ_file: Optional[str], wrapper_paths: Optional[str],
+              use_mamba: bool, use_uv: bool, no_cache: bool) -> None:
+    """Create an installation from ENV_FILE: an environment.yml, an @EXPLICIT list or a spec list."""
+    from tykky.commands import conda_containerize as command
+
+    config = make_config({
+        "env_file": _absolute(env_file), "installation_prefix": _absolute(prefix),
+        "requirements_file": _absolute(requirements), "pre_install": _read_commands(pre_install),
+        "post_install": _read_commands(post_install), "environ_file": _absolute(environ_file),
+        "wrapper_paths": _split_paths(wrapper_paths), "use_mamba": use_mamba, "use_uv": use_uv,
+        "no_cache": no_cache,
+    })
+    command.new(config)
+
+
+@conda_containerize.command("update", context_settings=CONTEXT)
+@click.argument("directory", metavar="DIR")
+@click.option("-e", "--env-file", "env_file", metavar="ENV_FILE",
+              help="More conda packages: solved together with the installation's previous specs.")
+@click.option("-r", "--requirements", metavar="REQS", help="More pip requirements to install.")
+@_install_options
+@click.option("--nocache", "no_cache", is_flag=True, help="Do not use or fill the package caches.")
+def conda_update(directory: str, env_file: Optional[str], requirements: Optional[str], pre_install: Optional[str],
+                 post_install: Optional[str], environ_file: Optional[str], no_cache: bool) -> None:
+    """Update the installation at DIR: more packages and/or commands, then swap the image in."""
+    from tykky.commands import conda_containerize as command
+
+    if not (env_file or requirements or pre_install or post_install or environ_file):
+        raise TykkyError("Nothing to update: give -e ENV_FILE, -r REQS, --pre-install, --post-install "
+                         "or --environ.")
+    config = make_config({
+        "env_file": _absolute(env_file), "requirements_file": _absolute(requirements),
+        "pre_install": _read_commands(pre_install), "post_install": _read_commands(post_install),
+        "environ_file": _absolute(environ_file), "no_cache": no_cache,
+    })
+    command.update(config, Path(directory))
+
+
+@conda_containerize.command("advanced", context_settings=CONTEXT)
+@click.argument("yaml_file", metavar="CONF.yaml")
+def conda_advanced(yaml_file: str) -> None:
+    """Create an installation from the keys in CONF.yaml (env_file, requirements_file, ...)."""
+    from tykky.commands import conda_containerize as command
+
+    command.new(make_config(command.advanced_values(yaml_file)))
+
+
 _YAML_HELP = "More configuration keys for this installation (the keys of the site configuration)."
 _WRAP_HELP = ("Comma-separated programs to wrap: a directory wraps every executable in it (every file "
               "with wrap_all), a file wraps that one.")

@@ -1,0 +1,286 @@
+"""conda mode: a conda environment at <installation_path>/<env_name> inside the image.
+
+The solver and installer (py-rattler, see conda_backend.py) run on the host and install into
+the build tree with every prefix placeholder patched for the in-container path; only what
+needs the container runs in it: pre-/post-install commands, post-link scripts, the `pip:`
+section and -r (with the environment active), and the one-time activation capture.
+
+The image's `.tykky/conda.json` records the channels and specs, so `update` re-solves with
+the previous specs plus the new ones.
+"""
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from tykky import conda_activation, conda_backend, conda_listing, hostpip, log, runner
+from tykky.conda_env_file import EnvFile, merge_channels, merge_specs, spec_name
+from tykky.config import Config
+from tykky.container_exec import BuildContainer, template
+from tykky.errors import TykkyError
+from tykky.modes import pip as pip_mode
+
+STATE_FILE = ".tykky/conda.json"
+BASE_NAME = "base"
+MAMBA_SPECS = ("conda", "mamba")
+_ENV_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+
+def env_path(config: Config) -> str:
+    return f"{config.installation_path}/{config.env_name}"
+
+
+def base_path(config: Config) -> str:
+    return f"{config.installation_path}/{BASE_NAME}"
+
+
+def check_env_name(config: Config) -> None:
+    if not _ENV_NAME.match(config.env_name) or config.env_name in (BASE_NAME, "bin", "_bin"):
+        raise TykkyError(f"env_name '{config.env_name}' cannot name the environment: use letters, digits, "
+                         f"'_', '-' and '.', and not '{BASE_NAME}'.")
+
+
+def wrapper_paths(config: Config) -> List[str]:
+    """The env's bin plus -w paths; relative -w paths are relative to the installation path."""
+    extra = [p if p.startswith("/") else f"{config.installation_path}/{p}" for p in config.wrapper_paths]
+    return [f"{env_path(config)}/bin"] + extra
+
+
+def resolve_channels(config: Config, channels: Tuple[str, ...]) -> Tuple[str, ...]:
+    """`defaults` and an empty list mean the site's default_channels; `nodefaults` is dropped."""
+    resolved: List[str] = []
+    for channel in channels or ("defaults",):
+        names = config.default_channels if channel == "defaults" else () if channel == "nodefaults" else (channel,)
+        for name in names:
+            if name not in resolved:
+                resolved.append(name)
+    return tuple(resolved or config.default_channels)
+
+
+def condarc_settings(config: Config) -> Dict[str, Any]:
+    """With CW_ENABLE_CONDARC, the user's channels and channel_alias; ignored otherwise."""
+    if not config.enable_condarc:
+        return {}
+    import yaml
+
+    settings: Dict[str, Any] = {}
+    for path in (Path.home() / ".condarc", Path(os.environ.get("CONDARC", "/nonexistent"))):
+        if path.is_file():
+            try:
+                data = yaml.safe_load(path.read_text()) or {}
+            except (OSError, yaml.YAMLError) as exc:
+                raise TykkyError(f"Cannot read {path} (CW_ENABLE_CONDARC is set): {exc}.") from None
+            if isinstance(data, dict):
+                settings.update({k: data[k] for k in ("channels", "channel_alias") if k in data})
+    return settings
+
+
+@dataclass
+class CondaState:
+    """What the image's environment was made from; kept in the image for updates."""
+
+    env_name: str
+    channels: Tuple[str, ...] = ()
+    specs: Tuple[str, ...] = ()
+    base_specs: Tuple[str, ...] = ()
+    variables: Dict[str, str] = field(default_factory=dict)
+
+    @staticmethod
+    def load(tree: Path) -> Optional["CondaState"]:
+        path = tree / STATE_FILE
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        return CondaState(env_name=data["env_name"], channels=tuple(data["channels"]), specs=tuple(data["specs"]),
+                          base_specs=tuple(data.get("base_specs", ())), variables=dict(data.get("variables", {})))
+
+    def save(self, tree: Path) -> None:
+        path = tree / STATE_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"env_name": self.env_name, "channels": list(self.channels),
+                                    "specs": list(self.specs), "base_specs": list(self.base_specs),
+                                    "variables": self.variables}, indent=1) + "\n")
+
+
+class CondaBuild:
+    """The steps of one conda build; keeps what a later step needs (the tree, the capture)."""
+
+    def __init__(self, env_file: Optional[EnvFile]) -> None:
+        self.env_file = env_file
+        self.tree: Optional[Path] = None
+        self.out: Optional[Path] = None
+        self.timings: Dict[str, float] = {}
+
+    # -- inputs -----------------------------------------------------------------------------
+
+    def stage_inputs(self, config: Config, build: Path) -> Dict[str, Optional[str]]:
+        staged = pip_mode.stage_inputs(config, build)
+        if self.env_file:
+            name = "conda-" + os.path.basename(self.env_file.path)
+            shutil.copyfile(self.env_file.path, build / "inputs" / name)
+            staged[name] = str(build / "inputs" / name)
+        return staged
+
+    def wrapper_paths(self, config: Config) -> List[str]:
+        return wrapper_paths(config)
+
+    def python(self, config: Config) -> str:
+        """The env's Python, when it has one: the prefix then reads as a venv of it."""
+        if self.tree and os.path.lexists(self.tree / config.env_name / "bin" / "python"):
+            return f"{env_path(config)}/bin/python"
+        return ""
+
+    def activation(self, config: Config, container: BuildContainer) -> Optional[Mapping[str, Any]]:
+        if self.out is None:
+            return None
+        return conda_activation.activation_block(self.out, env_path(config), config.activate_scripts_at_launch)
+
+    # -- the build ----------------------------------------------------------------------------
+
+    def fill_tree(self, config: Config, container: BuildContainer) -> None:
+        check_env_name(config)
+        self.tree, self.out = container.tree, container.build / "conda-out"
+        self.out.mkdir(exist_ok=True)
+        previous = CondaState.load(container.tree)
+        if previous and previous.env_name != config.env_name:
+            raise TykkyError(f"The installation's environment is {previous.env_name}, not {config.env_name}: "
+                             "do not change env_name in an update.")
+        inputs = container.build / "inputs"
+        if (inputs / "pre-install.sh").is_file():
+            self._run_script(config, container, "pre", {"TYKKY_PRE_INSTALL": str(inputs / "pre-install.sh")})
+        state, new_packages = self._install_packages(config, container, previous)
+        self._run_script(config, container, "post", self._post_variables(config, container, state, new_packages))
+        conda_listing.write_list_packages(container.tree / config.env_name, env_path(config))
+        state.save(container.tree)
+
+    def _install_packages(self, config: Config, container: BuildContainer,
+                          previous: Optional[CondaState]) -> Tuple[CondaState, List[str]]:
+        state, explicit = self._wanted_state(config, previous)
+        unchanged = previous is not None and not explicit and state.specs == previous.specs \
+            and state.channels == previous.channels and state.base_specs == previous.base_specs
+        if unchanged:
+            log.info("No new conda packages: the environment is kept as it is")
+            return state, []
+        backend = conda_backend.find_backend(config)
+        request = self._request(config, container, state, explicit)
+        log.info(f"Solving and installing the conda environment {env_path(config)} "
+                 f"(channels: {', '.join(state.channels) or 'from the explicit list'})")
+        response = self._run_worker(backend, request, container, "env")
+        if state.base_specs:
+            log.info(f"Installing {' and '.join(state.base_specs)} into {base_path(config)} (--mamba)")
+            base_request = dict(request, specs=list(state.base_specs), explicit=[],
+                                channels=list(state.channels or resolve_channels(config, ())),
+                                target_prefix=str(container.tree / BASE_NAME),
+                                alternative_target_prefix=base_path(config))
+            self._run_worker(backend, base_request, container, "base")
+        if explicit:
+            state.specs = tuple(p["name"] for p in response["packages"])
+        return state, list(response["new"])
+
+    def _run_worker(self, backend: conda_backend.Backend, request: Dict[str, Any], container: BuildContainer,
+                    label: str) -> Dict[str, Any]:
+        try:
+            response = conda_backend.run_worker(backend, request, container.build / f"solver-{label}")
+        except TykkyError as error:
+            raise TykkyError(f"{error.message} {self._hint(request)}", details=error.details) from None
+        self.timings[f"{label}_solve"] = response.get("solve_seconds", 0.0)
+        self.timings[f"{label}_install"] = response.get("install_seconds", 0.0)
+        return response
+
+    def _hint(self, request: Mapping[str, Any]) -> str:
+        source = self.env_file.path if self.env_file else "the installation's environment"
+        if request.get("explicit"):
+            return f"(from the explicit list {source}); check its URLs."
+        return (f"(specs from {source}; channels searched: {', '.join(request['channels'])}). "
+                "Check the package names, versions and channels.")
+
+    def _wanted_state(self, config: Config, previous: Optional[CondaState]) -> Tuple[CondaState, List[str]]:
+        env_file = self.env_file
+        state = previous or CondaState(env_name=config.env_name)
+        state = CondaState(env_name=state.env_name, channels=state.channels, specs=state.specs,
+                           base_specs=state.base_specs, variables=dict(state.variables))
+        explicit: List[str] = []
+        if env_file and env_file.kind == "explicit":
+            if previous:
+                raise TykkyError(f"{env_file.path} is an explicit list, which describes a whole environment: "
+                                 "build a new installation from it with `conda-containerize new`.")
+            explicit = list(env_file.explicit)
+        elif env_file:
+            condarc = condarc_settings(config)
+            channels = env_file.channels or tuple(condarc.get("channels") or ())
+            state.channels = merge_channels(state.channels, resolve_channels(config, channels))
+            state.specs = merge_specs(state.specs, env_file.specs)
+            state.variables.update(env_file.variables)
+        if self._needs_pip(config, container_tree=self.tree) and "pip" not in {spec_name(s) for s in state.specs} \
+                and not explicit:
+            log.info("Adding pip to the environment: the pip: section and -r need it")
+            state.specs = state.specs + ("pip",)
+            state.channels = state.channels or resolve_channels(config, ())
+        if config.use_mamba and not state.base_specs:
+            state.base_specs = MAMBA_SPECS
+        return state, explicit
+
+    def _needs_pip(self, config: Config, container_tree: Optional[Path]) -> bool:
+        if not ((self.env_file and self.env_file.pip) or config.requirements_file) or config.use_uv:
+            return False
+        return not (container_tree and os.path.lexists(container_tree / config.env_name / "bin" / "pip"))
+
+    def _request(self, config: Config, container: BuildContainer, state: CondaState,
+                 explicit: List[str]) -> Dict[str, Any]:
+        alias = config.channel_alias or str(condarc_settings(config).get("channel_alias") or "")
+        return {"channels": list(state.channels), "channel_alias": alias, "specs": list(state.specs),
+                "explicit": explicit, "target_prefix": str(container.tree / config.env_name),
+                "alternative_target_prefix": env_path(config),
+                "cache_dir": str(container.build / "pkgs") if config.no_cache else None}
+
+    # -- inside the container -------------------------------------------------------------------
+
+    def _base_variables(self, config: Config, container: BuildContainer) -> Dict[str, str]:
+        script = container.build / "conda_build.sh"
+        if not script.is_file():
+            script.write_text(template("conda_build.sh"))
+        variables = {"TYKKY_ENV": env_path(config), "TYKKY_ENV_NAME": config.env_name,
+                     "TYKKY_WORKDIR": os.getcwd(), "TYKKY_SCRIPT": str(script), "TYKKY_OUT": str(self.out),
+                     "TYKKY_NO_CACHE": "yes" if config.no_cache else "no"}
+        if (container.tree / BASE_NAME / "conda-meta").is_dir():
+            variables["TYKKY_CONDA_BASE"] = base_path(config)
+        return variables
+
+    def _run_script(self, config: Config, container: BuildContainer, phase: str,
+                    variables: Mapping[str, str]) -> None:
+        all_variables = dict(self._base_variables(config, container), **variables)
+        what = {"pre": "running the pre-install commands",
+                "post": "installing the pip packages and running the post-install commands"}[phase]
+        container.run(["/bin/bash", all_variables["TYKKY_SCRIPT"], phase], what=what, variables=all_variables)
+
+    def _post_variables(self, config: Config, container: BuildContainer, state: CondaState,
+                        new_packages: List[str]) -> Dict[str, str]:
+        inputs = container.build / "inputs"
+        variables = {"TYKKY_NEW_PACKAGES": " ".join(new_packages)}
+        if state.variables:
+            (inputs / "variables.sh").write_text(conda_activation.variables_script(state.variables))
+            variables["TYKKY_ENV_VARIABLES"] = str(inputs / "variables.sh")
+        if self.env_file and self.env_file.pip:
+            (inputs / "pip-section.txt").write_text("\n".join(self.env_file.pip) + "\n")
+            variables["TYKKY_PIP_SECTION"] = str(inputs / "pip-section.txt")
+            variables["TYKKY_ENV_FILE_DIR"] = os.path.dirname(os.path.abspath(self.env_file.path))
+        for variable, name in (("TYKKY_REQUIREMENTS", "requirements.txt"), ("TYKKY_POST_INSTALL", "post-install.sh")):
+            if (inputs / name).is_file():
+                variables[variable] = str(inputs / name)
+        if config.use_uv and ("TYKKY_PIP_SECTION" in variables or "TYKKY_REQUIREMENTS" in variables):
+            variables["TYKKY_UV"] = install_uv(config, container)
+            variables.update(hostpip.uv_environment(os.environ))
+        return variables
+
+
+def install_uv(config: Config, container: BuildContainer) -> str:
+    """uv from the package index into the build directory (never into the installation)."""
+    target = container.build / "uv"
+    python = conda_backend.solver_python(config)
+    log.info("Installing uv for the build")
+    runner.run([python, "-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--only-binary=:all:",
+                "--target", str(target), "uv"], what="installing uv")
+    return str(target / "bin" / "uv")
