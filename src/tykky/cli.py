@@ -3,6 +3,7 @@
 Reachable as `tykky <command>` and, through a symlink named after it, as the command itself
 (`pip-containerize -> tykky.pyz`), like Tykky's own commands.
 """
+import functools
 import os
 import signal
 import sys
@@ -12,7 +13,7 @@ from typing import Any, Dict, List, NoReturn, Optional, Sequence
 
 import click
 
-from tykky import __version__, log
+from tykky import __version__, log, program
 from tykky.config import Config, build_config, read_user_config
 from tykky.errors import TykkyError
 
@@ -38,9 +39,11 @@ def make_config(user: Dict[str, Any], yaml_file: Optional[str] = None,
     """defaults: the command's own defaults, above the site's but below the user's choices."""
     values: Dict[str, Any] = dict(defaults or {})
     values.update(read_user_config(yaml_file) if yaml_file else {})
-    values.update({key: value for key, value in user.items() if value not in (None, [], (), False, "")})
+    context = click.get_current_context(silent=True)
+    for given in (user, context.meta.get(_MODULEFILE_META, {}) if context else {}):
+        values.update({key: value for key, value in given.items() if value not in (None, [], (), False, "")})
     config = build_config({k: tuple(v) if isinstance(v, list) else v for k, v in values.items()},
-                          os.environ)
+                          os.environ, selected_site=program.selected_site())
     log.configure(config.log_level)
     return config
 
@@ -74,6 +77,24 @@ def _install_options(function):  # type: ignore[no-untyped-def]
     return function
 
 
+_MODULEFILE_META = "tykky.modulefile"
+
+
+def modulefile_options(function):  # type: ignore[no-untyped-def]
+    """--modulefile DIR and --modulefile-tcl for a new/update command; make_config takes them up,
+    so a command adds this decorator and nothing else."""
+    @functools.wraps(function)
+    def command(*args: Any, modulefile: Optional[str] = None, modulefile_tcl: bool = False, **kwargs: Any) -> Any:
+        click.get_current_context().meta[_MODULEFILE_META] = {
+            "modulefile_dir": _absolute(modulefile), "modulefile_tcl": modulefile_tcl}
+        return function(*args, **kwargs)
+
+    command = click.option("--modulefile-tcl", is_flag=True,
+                           help="With the Lua module, write a Tcl one (DIR/NAME) as well.")(command)
+    return click.option("--modulefile", metavar="DIR",
+                        help="Write an Lmod module DIR/NAME.lua (NAME: the prefix's name).")(command)
+
+
 @pip_containerize.command("new", context_settings=CONTEXT)
 @click.argument("requirements", metavar="REQS")
 @click.option("--prefix", metavar="DIR", help="Where to install (default: installation_prefix, the current directory).")
@@ -85,6 +106,7 @@ def _install_options(function):  # type: ignore[no-untyped-def]
 @click.option("--pyver", metavar="X.Y", help="Python version: python3.X for the venv, or the slim image's.")
 @click.option("--uv", "use_uv", is_flag=True, help="Install with uv (from the package index) instead of pip.")
 @click.option("--nocache", "no_cache", is_flag=True, help="Do not use or fill the pip/uv cache.")
+@modulefile_options
 def pip_new(requirements: str, prefix: Optional[str], pre_install: Optional[str],
             post_install: Optional[str], environ_file: Optional[str], wrapper_paths: Optional[str],
             system_site_packages: bool, slim: bool, pyver: Optional[str], use_uv: bool,
@@ -107,6 +129,7 @@ def pip_new(requirements: str, prefix: Optional[str], pre_install: Optional[str]
 @click.option("-r", "--requirements", metavar="REQS", help="More requirements to install.")
 @_install_options
 @click.option("--nocache", "no_cache", is_flag=True, help="Do not use or fill the pip/uv cache.")
+@modulefile_options
 def pip_update(directory: str, requirements: Optional[str], pre_install: Optional[str],
                post_install: Optional[str], environ_file: Optional[str], no_cache: bool) -> None:
     """Update the installation at DIR: install more requirements and/or run commands."""
@@ -249,6 +272,50 @@ def wrap_install(directory: str, wrapper_paths: str, prefix: Optional[str], mask
     command.new(config, directory)
 
 
+@tykky.command("setup", context_settings=CONTEXT)
+@click.option("--config", "site", metavar="NAME|FILE", required=True,
+              help="The site configuration: a shipped one (generic, lumi, puhti, mahti, ...) or a YAML file.")
+@click.option("--dir", "directory", metavar="D", help="Where to set up (default: the directory of tykky.pyz).")
+def setup(site: str, directory: Optional[str]) -> None:
+    """Set tykky up for a site: the commands in D/bin, the `tykky` shell function and completion
+    in D/etc; later runs use the chosen site configuration."""
+    from tykky.commands import setup as command
+
+    command.run(site, directory)
+
+
+@tykky.command("info", context_settings=CONTEXT)
+def info() -> None:
+    """Show the version, the site configuration and where it came from, the container runtime
+    and the Python in use."""
+    from tykky.commands import info as command
+
+    command.show()
+
+
+def _complete_installations(_context: click.Context, _parameter: click.Parameter, incomplete: str) -> List[str]:
+    from tykky.commands import activate as command
+
+    return command.installation_names(incomplete)
+
+
+@tykky.command("activate", context_settings=CONTEXT)
+@click.argument("name", metavar="NAME|PATH", required=False, shell_complete=_complete_installations)
+def activate(name: Optional[str]) -> None:
+    """Put an installation first on PATH (shell function; NAME is looked up in TYKKY_PATH)."""
+    from tykky.commands import activate as command
+
+    command.needs_shell_function("activate")
+
+
+@tykky.command("deactivate", context_settings=CONTEXT)
+def deactivate() -> None:
+    """Undo `tykky activate` (shell function)."""
+    from tykky.commands import activate as command
+
+    command.needs_shell_function("deactivate")
+
+
 def _raise_interrupt(signum: int, _frame: Any) -> NoReturn:
     raise KeyboardInterrupt
 
@@ -269,7 +336,7 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     entry, prog_name = _entry_for_program_name(argv)
     try:
-        entry.main(args=argv[1:], prog_name=prog_name, standalone_mode=False)
+        entry.main(args=argv[1:], prog_name=prog_name, standalone_mode=False, complete_var="_TYKKY_COMPLETE")
     except TykkyError as error:
         log.error(str(error))
         log.debug(traceback.format_exc())

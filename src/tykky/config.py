@@ -54,6 +54,9 @@ class Config:
     max_layers: int = 8
     # Tasks of one Slurm step on a node run in one shared container (apptainer --sharens).
     share_step_container: bool = True
+    # Where new/update write an environment module for the installation (Lmod Lua; Tcl too).
+    modulefile_dir: str = ""
+    modulefile_tcl: bool = False
     # what the user asked for
     requirements_file: str = ""
     pre_install: Tuple[str, ...] = ()

@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import yaml
 
-from tykky import containers, deploy, history, layout, log, squash
+from tykky import containers, deploy, history, layout, log, modulefile, squash
 from tykky import manifest as manifest_module
 from tykky.builddir import build_directory
 from tykky.config import Config
@@ -64,6 +64,7 @@ def build_new(config: Config, mode: ModeSteps) -> Path:
     """Build an installation at config.installation_prefix; nothing is left behind on failure."""
     prefix = Path(config.installation_prefix).absolute()
     _check_inputs(config)
+    modulefile.check(config)
     deploy.check_new_prefix(prefix)
     runtime = find_runtime(config.singularity_executable_path)
     with build_directory(config.build_tmpdir_base, config.debug_keep_files) as build:
@@ -87,6 +88,7 @@ def build_new(config: Config, mode: ModeSteps) -> Path:
         layout.write_installation(stage, manifest, interpreter=launcher_interpreter(config),
                                   system_site=config.enable_site_packages)
         deploy.deploy_new(stage, prefix)
+    modulefile.write_for(config, prefix)
     return prefix
 
 
@@ -102,6 +104,7 @@ def update(config: Config, mode: ModeSteps, prefix: Path) -> None:
     previous = manifest_module.load(prefix)
     deploy.check_update_prefix(prefix)
     _check_inputs(config)
+    modulefile.check(config)
     runtime = find_runtime(config.singularity_executable_path)
     with build_directory(config.build_tmpdir_base, config.debug_keep_files) as build:
         tree = build / "tree"
@@ -124,6 +127,7 @@ def update(config: Config, mode: ModeSteps, prefix: Path) -> None:
         _record(prefix, config, staged, kind="update")
         layout.write_installation(prefix, manifest, interpreter=launcher_interpreter(config),
                                   system_site=config.enable_site_packages, previous=previous)
+    modulefile.write_for(config, prefix)
     log.info(f"Updated {prefix}")
 
 
@@ -138,4 +142,6 @@ def update_config(config: Config, prefix: Path) -> Config:
     kept = {key: tuple(values[key]) if isinstance(values.get(key), list) else values[key]
             for key in keep if key in values}
     kept["installation_path"] = previous.installation_path
+    if not config.modulefile_dir and values.get("modulefile_dir"):  # keep the module file current
+        kept.update(modulefile_dir=values["modulefile_dir"], modulefile_tcl=bool(values.get("modulefile_tcl")))
     return config.with_values(installation_prefix=str(prefix), **kept)

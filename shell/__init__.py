@@ -1,0 +1,1 @@
+"""Shell functions and completion shipped with tykky (package data)."""
