@@ -161,6 +161,7 @@ def conda_containerize() -> None:
               help="Also install conda and mamba (for post-install commands that call them).")
 @click.option("--uv", "use_uv", is_flag=True, help="Install the pip: section and -r with uv instead of pip.")
 @click.option("--nocache", "no_cache", is_flag=True, help="Do not use or fill the package caches.")
+@modulefile_options
 def conda_new(env_file: str, prefix: Optional[str], requirements: Optional[str], pre_install: Optional[str],
               post_install: Optional[str], environ_file: Optional[str], wrapper_paths: Optional[str],
               use_mamba: bool, use_uv: bool, no_cache: bool) -> None:
@@ -184,6 +185,7 @@ def conda_new(env_file: str, prefix: Optional[str], requirements: Optional[str],
 @click.option("-r", "--requirements", metavar="REQS", help="More pip requirements to install.")
 @_install_options
 @click.option("--nocache", "no_cache", is_flag=True, help="Do not use or fill the package caches.")
+@modulefile_options
 def conda_update(directory: str, env_file: Optional[str], requirements: Optional[str], pre_install: Optional[str],
                  post_install: Optional[str], environ_file: Optional[str], no_cache: bool) -> None:
     """Update the installation at DIR: more packages and/or commands, then swap the image in."""
@@ -226,6 +228,7 @@ MASK_HELP = ("Mount the tree at DIR's own path inside the container, so that abs
 @click.option("--environ", "environ_file", metavar="FILE",
               help="Shell file sourced inside the container before every launch.")
 @click.option("-y", "--yaml", "yaml_file", metavar="CONF.yaml", help=_YAML_HELP)
+@modulefile_options
 def wrap_container(container: str, wrapper_paths: str, prefix: Optional[str], environ_file: Optional[str],
                    yaml_file: Optional[str]) -> None:
     """Use the programs of CONTAINER as a normal installation.
@@ -254,6 +257,7 @@ def wrap_container(container: str, wrapper_paths: str, prefix: Optional[str], en
 @click.option("--environ", "environ_file", metavar="FILE",
               help="Shell file sourced inside the container before every launch.")
 @click.option("-y", "--yaml", "yaml_file", metavar="CONF.yaml", help=_YAML_HELP)
+@modulefile_options
 def wrap_install(directory: str, wrapper_paths: str, prefix: Optional[str], mask: bool,
                  pre_install: Optional[str], post_install: Optional[str], environ_file: Optional[str],
                  yaml_file: Optional[str]) -> None:
