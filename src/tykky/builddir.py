@@ -21,13 +21,16 @@ def build_base(configured: str) -> Path:
 
 
 def remove_tree(path: Path) -> None:
-    """rmtree that also removes read-only directories made by installers."""
-    def make_writable_and_retry(function, target, _exc_info):  # type: ignore[no-untyped-def]
+    """rmtree that also removes directories made unreadable or read-only by installers and
+    by the runtime's overlay work directory (mode 000)."""
+    def make_writable_and_retry(_function, target, _exc_info):  # type: ignore[no-untyped-def]
         parent = os.path.dirname(target)
-        os.chmod(parent, os.stat(parent).st_mode | stat.S_IWUSR | stat.S_IXUSR)
+        os.chmod(parent, os.stat(parent).st_mode | stat.S_IRWXU)
         if os.path.isdir(target) and not os.path.islink(target):
-            os.chmod(target, os.stat(target).st_mode | stat.S_IWUSR | stat.S_IXUSR)
-        function(target)
+            os.chmod(target, stat.S_IRWXU)
+            shutil.rmtree(target, onerror=make_writable_and_retry)
+        elif os.path.lexists(target):
+            os.unlink(target)
 
     if path.exists() or path.is_symlink():
         shutil.rmtree(path, onerror=make_writable_and_retry)

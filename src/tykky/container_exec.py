@@ -3,7 +3,7 @@ import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from tykky import hostpip, runner
 from tykky.config import Config
@@ -39,6 +39,8 @@ class BuildContainer:
     config: Config
     tree: Optional[Path]  # host directory seen at config.installation_path
     build: Path
+    # Image layers stacked at the container root (":ro") and, last, a writable upper directory.
+    overlays: Tuple[str, ...] = ()
 
     def binds(self, extra: Sequence[str] = ()) -> List[str]:
         config = self.config
@@ -61,7 +63,8 @@ class BuildContainer:
         return environment
 
     def run(self, command: Sequence[str], *, what: str, variables: Optional[Mapping[str, str]] = None,
-            echo: Optional[bool] = None, extra_binds: Sequence[str] = ()) -> runner.Completed:
-        argv = exec_argv(self.runtime, str(self.image), command, binds=self.binds(extra_binds))
+            echo: Optional[bool] = None, extra_binds: Sequence[str] = (), check: bool = True) -> runner.Completed:
+        argv = exec_argv(self.runtime, str(self.image), command, binds=self.binds(extra_binds),
+                         overlays=self.overlays)
         return runner.run(argv, what=what, env=self.environment(variables or {}), echo=echo,
-                          cwd=str(self.build))
+                          cwd=str(self.build), check=check)

@@ -45,13 +45,30 @@ def make_manifest(config: Config, container: BuildContainer, found: ProbeResult,
     )
 
 
+def compile_bytecode(container: BuildContainer, python: str) -> None:
+    """Byte-compile every .py under the installation path: a read-only image cannot cache
+    byte code later, so a missing .pyc would be compiled again on every launch."""
+    if not python:
+        return
+    log.info("Byte-compiling Python files")
+    container.run([python, "-m", "compileall", "-q", "-j", "0", container.config.installation_path],
+                  what="byte-compiling", check=False)
+
+
 def squash_tree(config: Config, container: BuildContainer, wrapper_paths: Sequence[str],
-                image: Path, *, python: str = "") -> "tuple[str, ProbeResult]":
-    """Mark the tree with a new build id, list its programs and squash it into image."""
+                image: Path, *, python: str = "", source: Optional[Path] = None,
+                marker_tree: Optional[Path] = None) -> "tuple[str, ProbeResult]":
+    """Mark the tree with a new build id, list its programs and squash it into image.
+
+    source is what becomes the image (default: the tree itself); marker_tree is the host
+    directory the installation path's new content lives in (default: the tree).
+    """
     build_id = new_build_id()
-    write_marker(container.tree, build_id)
+    write_marker(marker_tree or container.tree, build_id)
     found = probe(container, wrapper_paths, python)
+    python_used = found.python.get("executable", python) if found.python else ""
+    compile_bytecode(container, python_used)
     log.info("Creating the squashfs image")
-    squash.squash(container.tree, image, options=config.sqfs_options,
+    squash.squash(source or container.tree, image, options=config.sqfs_options,
                   processors=config.max_num_cpus, fix_perm=config.fix_permissions)
     return build_id, found

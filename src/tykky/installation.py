@@ -7,19 +7,20 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
-from tykky import containers, deploy, history, layout, log, modulefile, squash
+from tykky import containers, deploy, history, layers, layout, log, modulefile, squash
 from tykky import manifest as manifest_module
 from tykky.builddir import build_directory
 from tykky.config import Config
 from tykky.container_exec import BuildContainer
 from tykky.errors import TykkyError
 from tykky.image_build import make_manifest, squash_tree
-from tykky.manifest import Manifest
-from tykky.runtime import find_runtime
+from tykky.manifest import Layer, Manifest
+from tykky.probe import ProbeResult
+from tykky.runtime import Runtime, find_runtime
 
 ENVIRON_FILE = "share/tykky/environ.sh"
 
@@ -37,6 +38,9 @@ class ModeSteps:
     activation: Callable[[Config, BuildContainer], Optional[Mapping[str, Any]]] = lambda config, container: None
     # Last word on the manifest (wrap-install: which programs run by their own path).
     finish_manifest: Callable[[Config, Manifest], Manifest] = lambda config, manifest: manifest
+    # The install step only runs inside the container (it never writes container.tree on the
+    # host), so an update can run it over the existing layers and keep just what it changed.
+    layered_update: bool = False
 
 
 def launcher_interpreter(config: Config) -> str:
@@ -69,17 +73,19 @@ def build_new(config: Config, mode: ModeSteps) -> Path:
     runtime = find_runtime(config.singularity_executable_path)
     with build_directory(config.build_tmpdir_base, config.debug_keep_files) as build:
         image = containers.obtain(config.container_src, runtime, build)
-        tree, stage = build / "tree", build / "stage"
-        tree.mkdir()
+        squash_source, tree = layers.new_tree(build, config)
+        stage = build / "stage"
         stage.mkdir()
         staged = mode.stage_inputs(config, build)
         container = BuildContainer(runtime, image, config, tree, build)
         mode.fill_tree(config, container)
         build_id, found = squash_tree(config, container, mode.wrapper_paths(config),
-                                      stage / config.sqfs_image, python=mode.python(config))
+                                      stage / config.sqfs_image, python=mode.python(config),
+                                      source=squash_source)
         container_name = containers.place(image, config.container_src, stage / config.container_image, config)
         manifest = make_manifest(config, container, found, mode=mode.name, build_id=build_id,
                                  container_name=container_name, image_name=config.sqfs_image,
+                                 layers=(layers.first_layer(config),),
                                  environment=mode.environment(config, container),
                                  environ_file=_environ_file_name(config, staged),
                                  activation=mode.activation(config, container))
@@ -99,7 +105,7 @@ def _record(root: Path, config: Config, staged: Mapping[str, Optional[str]], kin
 
 
 def update(config: Config, mode: ModeSteps, prefix: Path) -> None:
-    """Unpack the current image, apply the new inputs, swap in the new image atomically."""
+    """Apply new inputs to an installation; running programs keep the images they opened."""
     prefix = prefix.absolute()
     previous = manifest_module.load(prefix)
     deploy.check_update_prefix(prefix)
@@ -107,28 +113,80 @@ def update(config: Config, mode: ModeSteps, prefix: Path) -> None:
     modulefile.check(config)
     runtime = find_runtime(config.singularity_executable_path)
     with build_directory(config.build_tmpdir_base, config.debug_keep_files) as build:
-        tree = build / "tree"
-        layer = previous.layers[0]
-        log.info(f"Unpacking the current image {layer.image}")
-        squash.unsquash(prefix / layer.image, tree)
         staged = mode.stage_inputs(config, build)
-        container = BuildContainer(runtime, prefix / previous.container, config, tree, build)
-        mode.fill_tree(config, container)
-        new_image = build / "new.sqfs"
-        build_id, found = squash_tree(config, container, mode.wrapper_paths(config), new_image,
-                                      python=mode.python(config))
-        environ_file = ENVIRON_FILE if staged.get("environ.sh") else previous.environ_file
-        manifest = make_manifest(config, container, found, mode=mode.name, build_id=build_id,
-                                 container_name=previous.container, image_name=layer.image,
-                                 environment=mode.environment(config, container),
-                                 environ_file=environ_file, activation=mode.activation(config, container))
-        manifest = mode.finish_manifest(config, manifest)
-        deploy.place_file(new_image, prefix / layer.image)
-        _record(prefix, config, staged, kind="update")
-        layout.write_installation(prefix, manifest, interpreter=launcher_interpreter(config),
-                                  system_site=config.enable_site_packages, previous=previous)
+        if mode.layered_update and layers.can_stack(previous):
+            manifest = _stacked_update(config, mode, prefix, previous, runtime, build, staged)
+            if len(manifest.layers) > config.max_layers:
+                _replace_layers(prefix, manifest, layers.compact(prefix, runtime, config, build))
+        else:
+            _rebuild_update(config, mode, prefix, previous, runtime, build, staged)
     modulefile.write_for(config, prefix)
     log.info(f"Updated {prefix}")
+
+
+def _finish_update(config: Config, mode: ModeSteps, prefix: Path, previous: Manifest,
+                   container: BuildContainer, found: ProbeResult, build_id: str,
+                   staged: Mapping[str, Optional[str]], stack: Tuple[Layer, ...]) -> Manifest:
+    environ_file = ENVIRON_FILE if staged.get("environ.sh") else previous.environ_file
+    manifest = make_manifest(config, container, found, mode=mode.name, build_id=build_id,
+                             container_name=previous.container, image_name=stack[0].image,
+                             environment=mode.environment(config, container), environ_file=environ_file,
+                             activation=mode.activation(config, container), layers=stack)
+    return mode.finish_manifest(config, manifest)
+
+
+def _stacked_update(config: Config, mode: ModeSteps, prefix: Path, previous: Manifest, runtime: Runtime,
+                    build: Path, staged: Mapping[str, Optional[str]]) -> Manifest:
+    """Run the install step over the existing layers; what it changed becomes a new layer."""
+    container, upper = layers.stacked_container(runtime, prefix, previous, config, build)
+    mode.fill_tree(config, container)
+    image = build / "layer.sqfs"
+    build_id, found = squash_tree(config, container, mode.wrapper_paths(config), image,
+                                  python=mode.python(config), source=upper,
+                                  marker_tree=layers.marker_directory(upper, config))
+    name = layers.layer_name(build_id)
+    stack = previous.layers + (Layer(image=name, target=previous.installation_path, mount=layers.OVERLAY),)
+    manifest = _finish_update(config, mode, prefix, previous, container, found, build_id, staged, stack)
+    deploy.place_file(image, prefix / name)
+    _record(prefix, config, staged, kind="update")
+    layout.write_installation(prefix, manifest, interpreter=launcher_interpreter(config),
+                              system_site=config.enable_site_packages, previous=previous)
+    return manifest
+
+
+def _rebuild_update(config: Config, mode: ModeSteps, prefix: Path, previous: Manifest, runtime: Runtime,
+                    build: Path, staged: Mapping[str, Optional[str]]) -> None:
+    """Unpack the single image, apply the inputs, squash it again and swap it in."""
+    tree = build / "tree"
+    layer = previous.layers[0]
+    log.info(f"Unpacking the current image {layer.image}")
+    squash.unsquash(prefix / layer.image, tree)
+    container = BuildContainer(runtime, prefix / previous.container, config, tree, build)
+    mode.fill_tree(config, container)
+    new_image = build / "new.sqfs"
+    build_id, found = squash_tree(config, container, mode.wrapper_paths(config), new_image,
+                                  python=mode.python(config))
+    manifest = _finish_update(config, mode, prefix, previous, container, found, build_id, staged, (layer,))
+    deploy.place_file(new_image, prefix / layer.image)
+    _record(prefix, config, staged, kind="update")
+    layout.write_installation(prefix, manifest, interpreter=launcher_interpreter(config),
+                              system_site=config.enable_site_packages, previous=previous)
+
+
+def _replace_layers(prefix: Path, before: Manifest, after: Manifest) -> None:
+    manifest_module.write(after, prefix)
+    layers.remove_unused_layers(prefix, before, after)
+
+
+def compact(config: Config, prefix: Path) -> None:
+    """Merge an installation's layers into one image."""
+    prefix = prefix.absolute()
+    before = manifest_module.load(prefix)
+    deploy.check_update_prefix(prefix)
+    runtime = find_runtime(config.singularity_executable_path)
+    with build_directory(config.build_tmpdir_base, config.debug_keep_files) as build:
+        _replace_layers(prefix, before, layers.compact(prefix, runtime, config, build))
+    log.info(f"Compacted {prefix} into one layer")
 
 
 def update_config(config: Config, prefix: Path) -> Config:

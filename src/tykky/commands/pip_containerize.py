@@ -16,6 +16,7 @@ def mode_steps() -> ModeSteps:
         fill_tree=pip.install,
         wrapper_paths=pip.wrapper_paths,
         python=lambda config: f"{pip.venv_path(config)}/bin/python",
+        layered_update=True,
     )
 
 
