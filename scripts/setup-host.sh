@@ -126,6 +126,8 @@ build_base_image() {
 main() {
     [ "$(id -u)" -eq 0 ] || { log "run as root"; exit 1; }
     apt_install squashfs-tools squashfuse fuse2fs uidmap patchelf debootstrap python3-venv python3-pip hyperfine git
+    # Module files are tested by loading them with Lmod; the shell functions in zsh too.
+    apt_install lmod zsh
     apptainer_works || install_apptainer
     configure_apptainer
     apptainer --version >&2
