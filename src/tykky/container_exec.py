@@ -10,6 +10,9 @@ from tykky.config import Config
 from tykky.runtime import Runtime, clean_environment, exec_argv
 
 NEVER_BIND = ("/dev", "/proc", "/sys")
+# The caller's settings for the host's Python: in a build they would redirect (or break) the
+# container's Python and change what gets installed.
+CALLER_PYTHON_VARIABLES = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONPLATLIBDIR")
 
 
 def template(name: str) -> str:
@@ -57,6 +60,8 @@ class BuildContainer:
 
     def environment(self, variables: Mapping[str, str]) -> Dict[str, str]:
         environment = clean_environment(os.environ)
+        for name in CALLER_PYTHON_VARIABLES:
+            environment.pop(name, None)
         if not self.config.isolate:
             environment["APPTAINERENV_PATH"] = environment["SINGULARITYENV_PATH"] = os.environ.get("PATH", "")
         environment.update(variables)
