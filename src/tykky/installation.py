@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
-from tykky import containers, deploy, history, layers, layout, log, modulefile, squash
+from tykky import containers, deploy, history, layers, layout, log, modulefile, program, squash
 from tykky import manifest as manifest_module
 from tykky.builddir import build_directory
 from tykky.config import Config
@@ -46,6 +46,10 @@ class ModeSteps:
 def launcher_interpreter(config: Config) -> str:
     """An absolute interpreter every node has: the system Python 3 when there is one."""
     if config.launcher_python:
+        if program.is_shim(config.launcher_python):
+            raise TykkyError(f"launcher_python {config.launcher_python} is a pyenv-style shim, which would "
+                             "cost every launch ~60 ms. Give the interpreter it leads to (`pyenv which "
+                             "python3`) in launcher_python.")
         return config.launcher_python
     for candidate in ("/usr/bin/python3", "/bin/python3"):
         if os.access(candidate, os.X_OK):

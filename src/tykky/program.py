@@ -26,6 +26,11 @@ def started_from_archive(archive: str, python_origin: str) -> None:
                          python_origin, python_origin)
 
 
+def is_shim(interpreter: str) -> bool:
+    """A pyenv/asdf-style shim: a script in a `shims` directory that finds the real interpreter."""
+    return Path(interpreter).parent.name == "shims"
+
+
 def archive_path() -> Optional[Path]:
     """The real path of tykky.pyz, or None when not running from it."""
     return Path(os.path.realpath(ARCHIVE)) if ARCHIVE else None
