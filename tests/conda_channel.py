@@ -222,13 +222,15 @@ def python_packages() -> List[Package]:
     ]
 
 
-def build_channel(channel: Path) -> Path:
-    """Write every package and index the channel; returns its directory."""
+def build_channel(channel: Path, with_python: bool = True) -> Path:
+    """Write every package and index the channel; returns its directory. Without python (and
+    the noarch: python packages) it builds in a fraction of a second."""
     import rattler.index
 
     channel.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as workdir:
-        packages = native_packages(Path(workdir)) + script_packages() + python_packages()
+        packages = native_packages(Path(workdir)) + script_packages()
+    packages += python_packages() if with_python else []
     packages += [stand_in("conda"), stand_in("mamba")]
     for package in packages:
         write_package(package, channel)
