@@ -298,27 +298,89 @@ def version_tuple(text):
     return tuple(numbers)
 
 
-def step_sharing_flags(manifest, runtime, environ):
-    """--sharens when this launch is one of several tasks of a Slurm step on this node.
+# Runs first inside the shared container, in every task of the step on this node ($0 is the
+# script itself). Apptainer's first task holds the container, and a task still joining when it
+# ends fails: so the first one, once its program is done, waits (at most ~20 s) until every
+# local task has arrived. Its runtime forwards signals only to a process group led by the
+# command, else leaves it running when the task is cancelled: hence setsid. A signal skips
+# the wait; the program's exit code is kept either way.
+STEP_SCRIPT = (
+    'r=$1 d=$2 n=$3; shift 3\n'
+    'if [ "$r" = start ]; then\n'
+    '    : > "$d/${SLURM_LOCALID:-$$}"\n'
+    '    [ "${APPTAINER_SHARENS_MASTER:-}" = 1 ] || exec "$@"\n'
+    '    command -v setsid >/dev/null 2>&1 && exec setsid /bin/sh -c "$0" "$0" leader "$d" "$n" "$@"\n'
+    'fi\n'
+    'trap "t=1" HUP INT TERM\n'
+    '"$@"; s=$? i=0\n'
+    'while [ -z "${t:-}" ] && set -- "$d"/* && [ $# -lt "$n" ] && [ $i -lt 200 ]; do\n'
+    '    sleep 0.1; i=$((i + 1))\n'
+    'done\n'
+    'rm -rf "$d"; exit $s\n'
+)
 
-    Apptainer (>= 1.3) then runs all tasks started by the same parent (slurmstepd) in one
-    container: one user namespace and one image mount instead of one per task, and MPI ranks
-    can use single-copy (CMA) transfers. PMIx's default shared-memory store needs locks that
-    fail inside a shared user namespace, so its hash store is chosen unless the user chose.
+
+def local_task_count(environ):
+    """Tasks of this step on this node: SLURM_STEP_TASKS_PER_NODE is like "2(x3),1"."""
+    try:
+        node = int(environ.get("SLURM_NODEID", "0"))
+        for item in environ["SLURM_STEP_TASKS_PER_NODE"].split(","):
+            count, _, repeat = item.partition("(x")
+            repeat = int(repeat.rstrip(")")) if repeat else 1
+            if node < repeat:
+                return int(count)
+            node -= repeat
+    except (KeyError, ValueError):
+        pass
+    return 0
+
+
+def started_as_step_task():
+    """True when slurmstepd started this process: then it is launched once per task."""
+    try:
+        with open("/proc/%d/comm" % os.getppid()) as handle:
+            return handle.read().strip() == "slurmstepd"
+    except OSError:
+        return False
+
+
+def arrival_directory(environ):
+    path = "/dev/shm/tykky-step-%d-%s.%s" % (os.getuid(), environ.get("SLURM_JOB_ID", ""),
+                                              environ["SLURM_STEP_ID"])
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    info = os.lstat(path)
+    return path if info.st_uid == os.getuid() and not os.path.islink(path) else None
+
+
+def step_sharing(manifest, runtime, environ, command):
+    """(flags, command) running the local tasks of a Slurm step in one container.
+
+    With --sharens, Apptainer (>= 1.3) runs the tasks that slurmstepd starts in one container:
+    one user namespace and one image mount instead of one per task, and MPI ranks can use
+    single-copy (CMA) transfers. PMIx's default shared-memory store needs locks that fail in a
+    shared user namespace, so its hash store is chosen unless the user chose.
     """
     if not manifest.get("share_step_container") or "SLURM_STEP_ID" not in environ:
-        return []
+        return [], command
     recorded = manifest["runtime"]
     if runtime != recorded["path"] or recorded["name"] != "apptainer":
-        return []
+        return [], command
     if version_tuple(recorded.get("version", "")) < (1, 3):
-        return []
-    tasks, nodes = environ.get("SLURM_STEP_NUM_TASKS", ""), environ.get("SLURM_STEP_NUM_NODES", "")
-    if not (tasks.isdigit() and nodes.isdigit() and int(tasks) > int(nodes)):
-        return []
+        return [], command
+    tasks = local_task_count(environ)
+    if tasks < 2 or not started_as_step_task():
+        return [], command
+    directory = arrival_directory(environ)
+    if directory is None:
+        return [], command
     if "PMIX_MCA_gds" not in environ:
         environ["PMIX_MCA_gds"] = environ["APPTAINERENV_PMIX_MCA_gds"] = "hash"
-    return ["--sharens"]
+    return ["--sharens"], ["/bin/sh", "-c", STEP_SCRIPT, STEP_SCRIPT, "start", directory, str(tasks)] + command
 
 
 def launch(argv):
@@ -355,8 +417,8 @@ def launch(argv):
             load_warm().warm_exec(runtime, container, flags, environ, manifest, prefix, binds, overlays, command)
         except Exception as error:  # noqa: BLE001 - any failure means: launch cold
             log_debug("warm launch unavailable (%s), launching cold" % error)
-    flags += step_sharing_flags(manifest, runtime, environ)
-    runtime_argv = [runtime, "-q", "exec"] + flags + [container] + command
+    sharing, command = step_sharing(manifest, runtime, environ, command)
+    runtime_argv = [runtime, "-q", "exec"] + flags + sharing + [container] + command
     if os.environ.get("TYKKY_LAUNCHER_DRY_RUN"):
         # Prints what would be exec'd, for benchmarks and debugging; runs nothing.
         changed = dict((k, v) for k, v in environ.items() if os.environ.get(k) != v)
@@ -375,6 +437,10 @@ def log_debug(message):
 def warm_mounts_wanted(manifest):
     setting = os.environ.get("TYKKY_WARM_MOUNTS", "").lower()
     if setting in ("0", "no", "false", "off") or os.environ.get("TYKKY_LAUNCHER_DRY_RUN"):
+        return False
+    if os.environ.get("SLURMD_NODENAME") and setting not in ("1", "yes", "true", "on"):
+        # In a Slurm job an instance would outlive the job (scancel and time limits must leave
+        # nothing running); the tasks of a step share one container through step_sharing.
         return False
     return bool(manifest.get("warm", {}).get("enabled")) or setting in ("1", "yes", "true", "on")
 

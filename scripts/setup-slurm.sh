@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# A one-node Slurm cluster with PMIx and Open MPI for the Slurm/MPI tests, and the cached MPI
+# base image. Idempotent: installs only what is missing, writes the config once, starts only
+# daemons that are not running, and returns once the node is idle. Run as root after
+# scripts/setup-host.sh (it needs Apptainer and debootstrap).
+set -euo pipefail
+
+CACHE_DIR=${TYKKY_CI_DIR:-/opt/tykky-ci}
+IMAGE_DIR="$CACHE_DIR/images"
+SLURM_CONF=/etc/slurm/slurm.conf
+PARTITION=tykky
+
+log() { printf '[setup-slurm] %s\n' "$*" >&2; }
+
+debian_mirror() {
+    # The mirror this machine already uses, so no host name is written anywhere.
+    local uri=""
+    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+        uri=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+    fi
+    if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+        uri=$(awk '$1 == "deb" && $3 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
+    fi
+    [ -n "$uri" ] || { log "cannot find the Debian mirror in /etc/apt sources"; exit 1; }
+    printf '%s\n' "$uri"
+}
+
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    apt-get update -qq
+    log "installing ${missing[*]}"
+    # policy-rc.d: the packages' init scripts must not start daemons; this script starts them.
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    local status=0
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+        || status=$?
+    rm -f /usr/sbin/policy-rc.d
+    return "$status"
+}
+
+running() {
+    # The daemon runs when a process of that exact name exists.
+    pgrep -x "$1" >/dev/null 2>&1
+}
+
+setup_munge() {
+    local key=/etc/munge/munge.key
+    if [ ! -s "$key" ]; then
+        dd if=/dev/urandom bs=1024 count=1 of="$key" status=none
+    fi
+    chown munge:munge "$key"
+    chmod 400 "$key"
+    mkdir -p /run/munge /var/log/munge /var/lib/munge
+    chown munge:munge /run/munge /var/log/munge /var/lib/munge
+    chmod 755 /run/munge
+    if ! running munged; then
+        log "starting munged"
+        runuser -u munge -- /usr/sbin/munged
+    fi
+    munge -n | unmunge >/dev/null
+}
+
+write_slurm_conf() {
+    [ -s "$SLURM_CONF" ] && grep -q "^PartitionName=$PARTITION " "$SLURM_CONF" && return 0
+    local host cpus memory
+    host=$(hostname -s)
+    cpus=$(nproc --all)
+    memory=$(( $(awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo) - 1024 ))
+    mkdir -p /etc/slurm
+    cat > "$SLURM_CONF" <<CONF
+# One-node test cluster written by tykky's scripts/setup-slurm.sh.
+ClusterName=tykky-ci
+SlurmctldHost=$host
+AuthType=auth/munge
+CryptoType=crypto/munge
+MpiDefault=none
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+SlurmUser=root
+SlurmctldPidFile=/run/slurmctld.pid
+SlurmdPidFile=/run/slurmd.pid
+SlurmdSpoolDir=/var/spool/slurmd
+StateSaveLocation=/var/spool/slurmctld
+SlurmctldLogFile=/var/log/slurm/slurmctld.log
+SlurmdLogFile=/var/log/slurm/slurmd.log
+ReturnToService=2
+SchedulerType=sched/backfill
+# Jobs that outlive a time limit or scancel are killed quickly.
+KillWait=5
+MinJobAge=60
+InactiveLimit=0
+NodeName=$host CPUs=$cpus RealMemory=$memory State=UNKNOWN
+PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:16
+CONF
+    chmod 644 "$SLURM_CONF"
+}
+
+start_slurm() {
+    mkdir -p /var/spool/slurmd /var/spool/slurmctld /var/log/slurm
+    if ! running slurmctld; then
+        log "starting slurmctld"
+        /usr/sbin/slurmctld
+    fi
+    if ! running slurmd; then
+        log "starting slurmd"
+        /usr/sbin/slurmd
+    fi
+}
+
+wait_until_idle() {
+    local host state
+    host=$(hostname -s)
+    for _ in $(seq 1 60); do
+        state=$(sinfo -h -n "$host" -o '%t' 2>/dev/null || true)
+        case "$state" in
+            idle|mix|alloc) return 0 ;;
+            down*|drain*) scontrol update NodeName="$host" State=RESUME >/dev/null 2>&1 || true ;;
+        esac
+        sleep 1
+    done
+    log "the node did not become idle (state: ${state:-none}); see /var/log/slurm/"
+    exit 1
+}
+
+build_mpi_image() {
+    local image="$IMAGE_DIR/mpi.sif"
+    [ -s "$image" ] && return 0
+    mkdir -p "$IMAGE_DIR"
+    local rootfs
+    rootfs=$(mktemp -d "$IMAGE_DIR/rootfs.XXXXXX")
+    log "building the MPI image (debootstrap, about a minute)"
+    debootstrap --variant=minbase \
+        --include=python3,python3-venv,python3-pip,python3-mpi4py,openmpi-bin,libpmix2 \
+        bookworm "$rootfs" "$(debian_mirror)" >/dev/null
+    apptainer build --force "$image.tmp" "$rootfs" >/dev/null
+    mv "$image.tmp" "$image"
+    rm -rf "$rootfs"
+    chmod 755 "$CACHE_DIR" "$IMAGE_DIR"; chmod 644 "$image"
+}
+
+main() {
+    [ "$(id -u)" -eq 0 ] || { log "run as root"; exit 1; }
+    apt_install slurm-wlm munge libpmix2 libpmix-dev openmpi-bin python3-mpi4py debootstrap
+    setup_munge
+    write_slurm_conf
+    start_slurm
+    wait_until_idle
+    build_mpi_image
+    log "ready: $(sinfo -h -o '%P %D %t' | head -n 1), MPI image $IMAGE_DIR/mpi.sif"
+}
+
+main "$@"
