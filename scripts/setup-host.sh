@@ -126,6 +126,8 @@ build_base_image() {
 main() {
     [ "$(id -u)" -eq 0 ] || { log "run as root"; exit 1; }
     apt_install squashfs-tools squashfuse fuse2fs uidmap patchelf debootstrap python3-venv python3-pip hyperfine git
+    # The wrap-install tests compile a small program and library into the tree they wrap.
+    apt_install gcc libc6-dev
     # Module files are tested by loading them with Lmod; the shell functions in zsh too.
     apt_install lmod zsh
     apptainer_works || install_apptainer

@@ -1,0 +1,277 @@
+"""wrap-container end to end with real Apptainer and the base image, as root and as the test user."""
+import json
+import os
+import signal
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from tests.helpers import BASE_IMAGE, make_owned_dir, popen, tool
+from tests.integration.conftest import owned_file
+
+pytestmark = pytest.mark.apptainer
+
+HOSTILE_ARGUMENTS = [
+    "", " ", "two words", "  leading and trailing  ", "new\nline", "tab\there", "'single'", '"double"',
+    "$HOME", "${PATH}", "`id`", "$(id)", "*", "?", "[a-z]*", "~", "back\\slash", "a;b", "a|b", ">out",
+    "#comment", "--", "-c", "--prefix=x", "ünïcödé", "emoji 🚀", "%s %d", "!",
+]
+ECHO_ARGV = "import sys, json; sys.stdout.write(json.dumps(sys.argv[1:]))"
+
+
+@pytest.fixture(scope="session")
+def usr_bin(who, pyz, user_dirs):  # type: ignore[no-untyped-def]
+    """All of the base image's /usr/bin, wrapped once per user; returns (prefix, build log)."""
+    home = user_dirs[who.name]
+    prefix = home / "wc-usr-bin"
+    completed = who.run(tool(pyz, "wrap-container", "-w", "/usr/bin", "--prefix", str(prefix), BASE_IMAGE),
+                        cwd=home, env={"CW_LOG_LEVEL": "3"})
+    return prefix, completed.stderr.decode()
+
+
+@pytest.fixture(scope="session")
+def prefix(usr_bin):  # type: ignore[no-untyped-def]
+    return usr_bin[0]
+
+
+def make_wheel(directory: Path, who) -> Path:  # type: ignore[no-untyped-def]
+    """A pure-Python wheel written by hand: nothing is downloaded to build it."""
+    name, version = "tykkydemo", "1.0"
+    info = f"{name}-{version}.dist-info"
+    files = {f"{name}/__init__.py": "GREETING = 'hello from the wheel'\n",
+             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: tykky-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    wheel = directory / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+        archive.writestr(f"{info}/RECORD", "".join(f"{p},,\n" for p in files) + f"{info}/RECORD,,\n")
+    os.chown(wheel, who.uid, who.gid)
+    return wheel
+
+
+@pytest.fixture(scope="session")
+def venv_on_top(who, prefix, user_dirs):  # type: ignore[no-untyped-def]
+    """A venv made by the wrapped Python, with a local wheel installed by its pip."""
+    home = user_dirs[who.name]
+    venv = home / "wc-venv"
+    who.run([prefix / "bin" / "python", "-m", "venv", venv], cwd=home)
+    wheel = make_wheel(make_owned_dir(home / "wheels", who), who)
+    who.run([venv / "bin" / "pip", "install", "--no-index", "--disable-pip-version-check", wheel], cwd=home)
+    return venv
+
+
+@pytest.fixture(scope="session")
+def sandbox(workspace):  # type: ignore[no-untyped-def]
+    """The base image unpacked into a sandbox directory (by root, readable by everyone)."""
+    path = workspace / "sandbox"
+    if not path.exists():
+        listing = subprocess.run(["apptainer", "sif", "list", BASE_IMAGE], check=True,
+                                 stdout=subprocess.PIPE).stdout.decode()
+        partition = next(line.split("|")[0].strip() for line in listing.splitlines() if "FS (Squashfs" in line)
+        rootfs = workspace / "sandbox-rootfs.sqfs"
+        with open(rootfs, "wb") as handle:
+            subprocess.run(["apptainer", "sif", "dump", partition, BASE_IMAGE], check=True, stdout=handle)
+        subprocess.run(["unsquashfs", "-no-progress", "-d", str(path), str(rootfs)], check=True,
+                       stdout=subprocess.DEVNULL)
+        rootfs.unlink()
+        path.chmod(0o755)
+    return path
+
+
+def runtime_calls(build_log: str) -> list:
+    return [line for line in build_log.splitlines()
+            if line.startswith("[ DEBUG ] running: ") and " exec " in line]
+
+
+def test_all_of_usr_bin_costs_one_container_listing(usr_bin):
+    prefix, build_log = usr_bin
+    assert len(runtime_calls(build_log)) == 1
+    names = set(os.listdir(prefix / "bin"))
+    assert len(names) > 250
+    assert {"ls", "sh", "python3", "python", "_debug_exec", "_debug_shell"} <= names
+    assert os.readlink(prefix / "_bin" / "ls") == "/usr/bin/ls"
+    assert not (prefix / "img.sqfs").exists()
+    assert (prefix / "container.sif").stat().st_size == Path(BASE_IMAGE).stat().st_size
+
+
+def test_manifest_runs_programs_by_their_own_path(prefix):
+    manifest = json.loads((prefix / "_tykky" / "manifest.json").read_text())
+    assert manifest["layers"] == [] and manifest["marker"] is None
+    assert manifest["binds"]["isolate"] is True
+    assert "ls" in manifest["direct_targets"] and "python3" not in manifest["direct_targets"]
+    assert manifest["prefix_on_path"] is False
+
+
+def test_isolated_by_default_with_the_containers_own_path(prefix, who):
+    script = 'test -e /usr/bin/gcc && echo host-usr || echo own-usr; echo "$PATH"; echo "$LD_LIBRARY_PATH"'
+    completed = who.run([prefix / "bin" / "sh", "-c", script],
+                        env={"PATH": "/host/only/bin:/usr/bin:/bin", "LD_LIBRARY_PATH": "/host/only/lib"})
+    usr, path, library_path = completed.stdout.decode().splitlines()
+    manifest = json.loads((prefix / "_tykky" / "manifest.json").read_text())
+    assert usr == "own-usr"  # gcc is on the host only: the host's /usr is not bound
+    assert path == manifest["path"]["container"]
+    assert "/usr/bin" in path.split(":") and "/host/only/bin" not in path
+    assert "/host/only/lib" not in library_path
+    for value in (path, library_path):
+        entries = value.split(":")
+        assert len(entries) == len(set(entries)), value
+
+
+def test_hostile_arguments_pass_byte_exact_to_python(prefix, who):
+    completed = who.run([prefix / "bin" / "python3", "-c", ECHO_ARGV, *HOSTILE_ARGUMENTS])
+    assert json.loads(completed.stdout) == HOSTILE_ARGUMENTS
+
+
+def test_hostile_arguments_pass_byte_exact_to_a_program_run_by_its_path(prefix, who):
+    completed = who.run([prefix / "bin" / "printf", "%s\\0", *HOSTILE_ARGUMENTS])
+    assert completed.stdout == b"".join(a.encode() + b"\0" for a in HOSTILE_ARGUMENTS)
+
+
+@pytest.mark.parametrize("code", [0, 1, 42, 255])
+def test_exit_code_is_the_programs(prefix, who, code):
+    completed = who.run([prefix / "bin" / "sh", "-c", f"exit {code}"], check=False)
+    assert completed.returncode == code
+
+
+def test_signal_reaches_the_program(prefix, who):
+    program = ("import signal, sys, time\n"
+               "signal.signal(signal.SIGTERM, lambda n, f: (sys.stdout.write('got %d\\n' % n), sys.exit(40 + n)))\n"
+               "sys.stdout.write('ready\\n'); sys.stdout.flush(); time.sleep(120)")
+    process = popen(who, [prefix / "bin" / "python3", "-c", program], stdout=subprocess.PIPE)
+    try:
+        assert process.stdout.readline() == b"ready\n"
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert output == f"got {int(signal.SIGTERM)}\n".encode()
+    assert process.returncode == 40 + signal.SIGTERM
+
+
+def test_users_own_symlink_to_a_wrapper(prefix, who, user_dirs):
+    home = user_dirs[who.name]
+    for name in ("python3", "sh"):
+        link = home / f"my-wrapped-{name}"
+        if not link.is_symlink():
+            os.symlink(prefix / "bin" / name, link)
+    python = who.run([home / "my-wrapped-python3", "-c", "import sys; print(sys.executable)"])
+    assert python.stdout.decode().strip() == str(home / "my-wrapped-python3")
+    shell = who.run([home / "my-wrapped-sh", "-c", "test -e /usr/bin/gcc || echo inside"])
+    assert shell.stdout == b"inside\n"
+
+
+def test_debug_exec_runs_a_command_inside(prefix, who):
+    completed = who.run([prefix / "bin" / "_debug_exec", "sh", "-c", "test -e /usr/bin/gcc || cat /etc/debian_version"])
+    assert completed.stdout.decode().startswith("12")
+
+
+def spawn(who, argv) -> pexpect.spawn:  # type: ignore[no-untyped-def]
+    command = who.command(argv, who.environment({"TERM": "dumb"}))
+    return pexpect.spawn(command[0], [str(a) for a in command[1:]], timeout=60)
+
+
+def test_debug_shell_is_interactive_inside(prefix, who):
+    child = spawn(who, [prefix / "bin" / "_debug_shell", "--norc", "--noprofile"])
+    child.sendline("test -t 0 && echo tty-$(test -e /usr/bin/gcc && echo host || echo container)")
+    child.expect("tty-container")
+    child.sendline("exit 4")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 4
+
+
+def test_launcher_reached_inside_its_own_container_runs_the_program(prefix, who, user_dirs):
+    """Without an image there is no marker file: the runtime's record of the container decides."""
+    links = make_owned_dir(user_dirs[who.name] / "launcher-links", who)
+    if not (links / "ls").is_symlink():
+        os.symlink(prefix / "_tykky" / "launcher", links / "ls")
+    inside = who.run([prefix / "bin" / "_debug_exec", links / "ls", "-d", "/etc"])
+    assert inside.stdout == b"/etc\n"
+    foreign = who.run(["apptainer", "-q", "exec", BASE_IMAGE, links / "ls", "-d", "/etc"], check=False)
+    assert foreign.returncode != 0 and b"inside another container" in foreign.stderr
+
+
+def test_venv_on_the_wrapped_python(prefix, venv_on_top, who):
+    venv = venv_on_top
+    assert os.readlink(venv / "bin" / "python") == str(prefix / "bin" / "python")
+    program = ("import shutil, sys, tykkydemo; print(sys.executable); print(shutil.which('python')); "
+               "print(tykkydemo.__file__)")
+    executable, which, module = who.run([venv / "bin" / "python", "-c", program]).stdout.decode().split()
+    assert executable == str(venv / "bin" / "python")
+    assert which == str(venv / "bin" / "python")
+    assert module.startswith(str(venv / "lib"))
+
+
+def test_venv_on_the_wrapped_python_activated(venv_on_top, who):
+    venv = venv_on_top
+    script = f'. "{venv}/bin/activate" && python -c "import shutil, tykkydemo; print(shutil.which(\'python\'))"'
+    completed = who.run(["bash", "-c", script])
+    assert completed.stdout.decode().strip() == str(venv / "bin" / "python")
+
+
+def test_wrapped_python_sees_the_containers_packages_and_is_not_the_hosts(prefix, who):
+    program = "import sys, venv, ensurepip; print(sys.prefix, sys.base_prefix)"
+    completed = who.run([prefix / "bin" / "python3", "-c", program])
+    assert completed.stdout.decode().split() == [str(prefix), "/usr"]
+
+
+def test_sandbox_directory_is_linked_not_copied(sandbox, who, pyz, user_dirs):
+    home = user_dirs[who.name]
+    prefix = home / "wc-sandbox"
+    if not prefix.exists():
+        who.run(tool(pyz, "wrap-container", "-w", "/usr/bin/python3", "--prefix", str(prefix), str(sandbox)), cwd=home)
+    assert os.path.realpath(prefix / "container") == str(sandbox)
+    assert sorted(os.listdir(prefix / "bin")) == ["_debug_exec", "_debug_shell", "python", "python3"]
+    completed = who.run([prefix / "bin" / "python3", "-c", "import sys; print(sys.version_info[0])"])
+    assert completed.stdout == b"3\n"
+
+
+def failed_build(who, pyz, home: Path, name: str, *arguments: str):  # type: ignore[no-untyped-def]
+    workdir = make_owned_dir(home / f"{name}-cwd", who)
+    completed = who.run(tool(pyz, "wrap-container", "--prefix", str(home / name), *arguments), cwd=workdir,
+                        check=False, env={"CW_BUILD_TMPDIR": str(workdir)})
+    stderr = completed.stderr.decode()
+    assert completed.returncode != 0
+    assert "Traceback" not in stderr
+    assert not (home / name).exists()
+    assert os.listdir(workdir) == []  # no build directory, no runtime cache left behind
+    return stderr
+
+
+def test_path_missing_in_the_container_is_an_error(who, pyz, user_dirs):
+    stderr = failed_build(who, pyz, user_dirs[who.name], "wc-missing", "-w", "/usr/bin,/no/such/dir", BASE_IMAGE)
+    assert "/no/such/dir" in stderr and "do not exist in the container" in stderr
+
+
+def test_relative_path_is_an_error(who, pyz, user_dirs):
+    stderr = failed_build(who, pyz, user_dirs[who.name], "wc-relative", "-w", "usr/bin", BASE_IMAGE)
+    assert "usr/bin" in stderr and "absolute" in stderr
+
+
+def test_failed_pull_names_the_reference_and_leaves_no_cache(who, pyz, user_dirs):
+    reference = "docker://tykky-test.invalid/no-such-image:1"
+    stderr = failed_build(who, pyz, user_dirs[who.name], "wc-pull", "-w", "/usr/bin", reference)
+    assert f"Could not pull the container {reference}" in stderr
+
+
+def test_missing_local_container_is_an_error(who, pyz, user_dirs):
+    stderr = failed_build(who, pyz, user_dirs[who.name], "wc-nofile", "-w", "/usr/bin", "/no/such/image.sif")
+    assert "/no/such/image.sif does not exist" in stderr
+
+
+def test_configuration_file_can_share_the_host(who, pyz, user_dirs):
+    """-y CONF.yaml: with isolate: no the host's PATH reaches the programs; the default is isolated."""
+    home = user_dirs[who.name]
+    prefix = home / "wc-shared"
+    if not prefix.exists():
+        conf = owned_file(home / "shared.yaml", "isolate: no\n", who)
+        who.run(tool(pyz, "wrap-container", "-y", str(conf), "-w", "/usr/bin/sh", "--prefix", str(prefix),
+                     BASE_IMAGE), cwd=home)
+    completed = who.run([prefix / "bin" / "sh", "-c", 'echo "$PATH"'], env={"PATH": "/host/only/bin:/usr/bin:/bin"})
+    assert json.loads((prefix / "_tykky" / "manifest.json").read_text())["binds"]["isolate"] is False
+    assert completed.stdout.decode().strip().split(":") == ["/host/only/bin", "/usr/bin", "/bin"]
