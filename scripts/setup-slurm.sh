@@ -65,14 +65,12 @@ setup_munge() {
     munge -n | unmunge >/dev/null
 }
 
-write_slurm_conf() {
-    [ -s "$SLURM_CONF" ] && grep -q "^PartitionName=$PARTITION " "$SLURM_CONF" && return 0
+slurm_conf() {
     local host cpus memory
     host=$(hostname -s)
     cpus=$(nproc --all)
     memory=$(( $(awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo) - 1024 ))
-    mkdir -p /etc/slurm
-    cat > "$SLURM_CONF" <<CONF
+    cat <<CONF
 # One-node test cluster written by tykky's scripts/setup-slurm.sh.
 ClusterName=tykky-ci
 SlurmctldHost=$host
@@ -99,7 +97,26 @@ InactiveLimit=0
 NodeName=$host CPUs=$cpus RealMemory=$memory State=UNKNOWN
 PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:16
 CONF
+}
+
+write_slurm_conf() {
+    # Rewritten when this machine differs from the one it was written for (host name, CPUs,
+    # memory); daemons started with the old file are restarted.
+    local wanted
+    wanted=$(slurm_conf)
+    [ -s "$SLURM_CONF" ] && [ "$(cat "$SLURM_CONF")" = "$wanted" ] && return 0
+    mkdir -p /etc/slurm
+    printf '%s\n' "$wanted" > "$SLURM_CONF"
     chmod 644 "$SLURM_CONF"
+    local daemon pid
+    for daemon in slurmd slurmctld; do
+        pid=$(cat "/run/$daemon.pid" 2>/dev/null || true)
+        if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$daemon" ]; then
+            log "restarting $daemon for the new configuration"
+            kill "$pid"
+            while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+        fi
+    done
 }
 
 start_slurm() {
