@@ -222,14 +222,14 @@ MASK_HELP = ("Mount the tree at DIR's own path inside the container, so that abs
 
 @tykky.command("wrap-container", context_settings=CONTEXT)
 @click.argument("container", metavar="CONTAINER")
-@click.option("-w", "--wrapper-paths", metavar="PATHS", required=True,
-              help=_WRAP_HELP + " Absolute paths inside the container.")
+@click.option("-w", "--wrapper-paths", metavar="PATHS",
+              help=_WRAP_HELP + " Absolute paths inside the container (or wrapper_paths in -y).")
 @click.option("--prefix", metavar="DIR", help="Where to install (default: installation_prefix, the current directory).")
 @click.option("--environ", "environ_file", metavar="FILE",
               help="Shell file sourced inside the container before every launch.")
 @click.option("-y", "--yaml", "yaml_file", metavar="CONF.yaml", help=_YAML_HELP)
 @modulefile_options
-def wrap_container(container: str, wrapper_paths: str, prefix: Optional[str], environ_file: Optional[str],
+def wrap_container(container: str, wrapper_paths: Optional[str], prefix: Optional[str], environ_file: Optional[str],
                    yaml_file: Optional[str]) -> None:
     """Use the programs of CONTAINER as a normal installation.
 
@@ -246,8 +246,8 @@ def wrap_container(container: str, wrapper_paths: str, prefix: Optional[str], en
 
 @tykky.command("wrap-install", context_settings=CONTEXT)
 @click.argument("directory", metavar="DIR")
-@click.option("-w", "--wrapper-paths", metavar="PATHS", required=True,
-              help=_WRAP_HELP + " Paths relative to DIR (bin), or absolute.")
+@click.option("-w", "--wrapper-paths", metavar="PATHS",
+              help=_WRAP_HELP + " Paths relative to DIR (bin), or absolute (or wrapper_paths in -y).")
 @click.option("--prefix", metavar="DIR", help="Where to install (default: installation_prefix, the current directory).")
 @click.option("--mask", is_flag=True, help=MASK_HELP)
 @click.option("--pre-install", "pre_install", metavar="FILE",
@@ -258,7 +258,7 @@ def wrap_container(container: str, wrapper_paths: str, prefix: Optional[str], en
               help="Shell file sourced inside the container before every launch.")
 @click.option("-y", "--yaml", "yaml_file", metavar="CONF.yaml", help=_YAML_HELP)
 @modulefile_options
-def wrap_install(directory: str, wrapper_paths: str, prefix: Optional[str], mask: bool,
+def wrap_install(directory: str, wrapper_paths: Optional[str], prefix: Optional[str], mask: bool,
                  pre_install: Optional[str], post_install: Optional[str], environ_file: Optional[str],
                  yaml_file: Optional[str]) -> None:
     """Put the installation in DIR into a squashfs image and use its programs as before.

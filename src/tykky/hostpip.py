@@ -83,6 +83,10 @@ def uv_environment(environ: Mapping[str, str]) -> Dict[str, str]:
         pip_variable = "PIP_" + name.upper().replace("-", "_")
         if environ.get(pip_variable):
             env[variable] = environ[pip_variable]
+    if "UV_EXTRA_INDEX_URL" in env:
+        # pip takes the best match from all indexes; uv by default only looks at the first index
+        # that has the package, which fails where a local index holds some releases of it.
+        env.setdefault("UV_INDEX_STRATEGY", environ.get("UV_INDEX_STRATEGY") or "unsafe-best-match")
     bundle = environ.get("PIP_CERT") or environ.get("SSL_CERT_FILE")
     if bundle:
         env["SSL_CERT_FILE"] = bundle

@@ -161,15 +161,17 @@ def _stacked_update(config: Config, mode: ModeSteps, prefix: Path, previous: Man
 def _rebuild_update(config: Config, mode: ModeSteps, prefix: Path, previous: Manifest, runtime: Runtime,
                     build: Path, staged: Mapping[str, Optional[str]]) -> None:
     """Unpack the single image, apply the inputs, squash it again and swap it in."""
-    tree = build / "tree"
     layer = previous.layers[0]
+    # An overlay layer holds the installation path below its root (see layers.new_tree).
+    root = build / "root" if layer.mount == layers.OVERLAY else build / "tree"
+    tree = root / previous.installation_path.strip("/") if layer.mount == layers.OVERLAY else root
     log.info(f"Unpacking the current image {layer.image}")
-    squash.unsquash(prefix / layer.image, tree)
+    squash.unsquash(prefix / layer.image, root)
     container = BuildContainer(runtime, prefix / previous.container, config, tree, build)
     mode.fill_tree(config, container)
     new_image = build / "new.sqfs"
     build_id, found = squash_tree(config, container, mode.wrapper_paths(config), new_image,
-                                  python=mode.python(config))
+                                  python=mode.python(config), source=root)
     manifest = _finish_update(config, mode, prefix, previous, container, found, build_id, staged, (layer,))
     deploy.place_file(new_image, prefix / layer.image)
     _record(prefix, config, staged, kind="update")

@@ -25,3 +25,12 @@ def owned_file(path: Path, text: str, who) -> Path:  # type: ignore[no-untyped-d
 
     os.chown(path, who.uid, who.gid)
     return path
+
+
+# The conda installations, shared by the conda test modules (built once per session and user).
+from tests.integration.conda_fixtures import (  # noqa: E402,F401
+    conda_channel,
+    conda_installation,
+    mamba_installation,
+    updatable_conda,
+)

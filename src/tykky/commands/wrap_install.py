@@ -25,8 +25,8 @@ def mode_steps(source: Path) -> ModeSteps:
 
 
 def new(config: Config, directory: str) -> Path:
+    wrapping.check_wrapper_paths(config.wrapper_paths, directory)
     source = wrap_install.check_source(directory)
-    wrapping.check_wrapper_paths(config.wrapper_paths, str(source))
     if config.mask:
         config = wrap_install.masked_config(config, source)
     # A wrapped Python is used like the system's own: it sees its packages.
