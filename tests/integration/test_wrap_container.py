@@ -104,6 +104,8 @@ def test_manifest_runs_programs_by_their_own_path(prefix):
     assert manifest["binds"]["isolate"] is True
     assert "ls" in manifest["direct_targets"] and "python3" not in manifest["direct_targets"]
     assert manifest["prefix_on_path"] is False
+    assert (prefix / "share" / "tykky" / "history" / "0001-new" / "command.json").is_file()
+    assert "isolate: true" in (prefix / "share" / "tykky" / "config.yaml").read_text()
 
 
 def test_isolated_by_default_with_the_containers_own_path(prefix, who):
@@ -229,6 +231,13 @@ def test_sandbox_directory_is_linked_not_copied(sandbox, who, pyz, user_dirs):
     assert sorted(os.listdir(prefix / "bin")) == ["_debug_exec", "_debug_shell", "python", "python3"]
     completed = who.run([prefix / "bin" / "python3", "-c", "import sys; print(sys.version_info[0])"])
     assert completed.stdout == b"3\n"
+    moved = home / "wc-sandbox-moved"
+    who.run(["mv", prefix, moved])
+    try:
+        completed = who.run([moved / "bin" / "python3", "-c", "import sys; print(sys.executable)"])
+    finally:
+        who.run(["mv", moved, prefix])
+    assert completed.stdout.decode().strip() == str(moved / "bin" / "python3")
 
 
 def failed_build(who, pyz, home: Path, name: str, *arguments: str):  # type: ignore[no-untyped-def]
