@@ -21,7 +21,7 @@ import sys
 import time
 
 STATE_ROOT = "/tmp/tykky-warm-%d"
-SETTLE_SECONDS = 0.2
+RUNTIME_DEFAULT_PATH = "/bin:/usr/bin:/sbin:/usr/sbin:/usr/local/bin:/usr/local/sbin"
 
 
 class WarmUnavailable(Exception):
@@ -117,19 +117,25 @@ def container_variables(runtime, name, environ):
     variables = {}
     for entry in output.decode("utf-8", "surrogateescape").split("\0"):
         key, _, value = entry.partition("=")
-        if key and key not in ("HOME", "PWD", "SHLVL", "_", "USER_PATH", "OLDPWD"):
+        if key and key not in ("HOME", "PWD", "SHLVL", "_", "USER_PATH", "OLDPWD", "APPTAINER_INSTANCE",
+                               "SINGULARITY_INSTANCE"):
             variables[key] = value
-    variables["APPTAINER_COMMAND"] = variables["SINGULARITY_COMMAND"] = "exec"
     return variables
 
 
 def start_instance(runtime, container, name, flags, environ, manifest, prefix, state_path):
+    # Instances get their own PID namespace and with it a /proc in which a process joining from
+    # outside has no /proc/self. The host's /proc in its place keeps /proc/self right for all.
+    environ = dict(environ)
+    for variable in ("APPTAINER_BIND", "SINGULARITY_BIND"):
+        environ[variable] = ",".join(b for b in (environ.get(variable, ""), "/proc") if b)
+    argv = [runtime, "-q", "instance", "start", "--no-mount", "proc"] + flags + [container, name]
     try:
-        run_quietly([runtime, "-q", "instance", "start"] + flags + [container, name], environ)
+        run_quietly(argv, environ)
     except WarmUnavailable:
         # A dead instance of the same name may still be registered: clear it once and retry.
         subprocess_stop(runtime, name, environ)
-        run_quietly([runtime, "-q", "instance", "start"] + flags + [container, name], environ)
+        run_quietly(argv, environ)
     pid = instance_pid(runtime, name, environ)
     own_user_namespace = os.readlink("/proc/%d/ns/user" % pid) != os.readlink("/proc/self/ns/user")
     state = {"pid": pid, "start_time": process_start_time(pid), "name": name, "prefix": prefix,
@@ -174,7 +180,11 @@ def ensure_instance(runtime, container, flags, environ, manifest, prefix, name):
     return state, usage
 
 
-def joined_environment(environ, state):
+def bind_destinations(binds):
+    return ",".join(spec.split(":")[1] if ":" in spec else spec for spec in binds)
+
+
+def joined_environment(environ, state, binds):
     """The program's environment as a cold `apptainer exec` would build it."""
     result = {}
     for key, value in environ.items():
@@ -184,6 +194,9 @@ def joined_environment(environ, state):
             continue
         result[key] = value
     result.update(state.get("variables", {}))
+    result["APPTAINER_BIND"] = result["SINGULARITY_BIND"] = bind_destinations(binds)
+    # What the runtime records of the caller's PATH, in its own format.
+    result["USER_PATH"] = os.environ.get("PATH", "") + ":" + RUNTIME_DEFAULT_PATH
     for key, value in environ.items():
         if key.startswith("APPTAINERENV_"):
             result[key[len("APPTAINERENV_"):]] = value
@@ -225,7 +238,7 @@ def warm_exec(runtime, container, flags, environ, manifest, prefix, binds, overl
     name = instance_name(prefix, manifest, binds, overlays)
     state, usage = ensure_instance(runtime, container, flags, environ, manifest, prefix, name)
     os.set_inheritable(usage, True)
-    join(state, command, joined_environment(environ, state))
+    join(state, command, joined_environment(environ, state, binds))
 
 
 def reap(state_path, idle_timeout):

@@ -320,6 +320,40 @@ def deactivate() -> None:
     command.needs_shell_function("deactivate")
 
 
+@tykky.command("compact", context_settings=CONTEXT)
+@click.argument("prefix", metavar="PREFIX")
+def compact_command(prefix: str) -> None:
+    """Merge the image layers that updates added to the installation at PREFIX into one."""
+    from tykky import installation
+
+    installation.compact(make_config({}), Path(prefix))
+
+
+@tykky.group("warm", context_settings=CONTEXT)
+def warm_group() -> None:
+    """Warm mounts: running instances that launches join instead of mounting anew."""
+
+
+@warm_group.command("status", context_settings=CONTEXT)
+@click.argument("prefix", metavar="[PREFIX]", required=False)
+def warm_status(prefix: Optional[str]) -> None:
+    """Show this user's instances on this node (of PREFIX only, if given)."""
+    from tykky.commands import warm
+
+    click.echo(warm.status(Path(prefix) if prefix else None))
+
+
+@warm_group.command("stop", context_settings=CONTEXT)
+@click.argument("prefix", metavar="[PREFIX]", required=False)
+@click.option("--force", is_flag=True, help="Stop instances even while programs still run in them.")
+def warm_stop(prefix: Optional[str], force: bool) -> None:
+    """Stop this user's instances on this node (of PREFIX only, if given)."""
+    from tykky.commands import warm
+
+    for name in warm.stop(Path(prefix) if prefix else None, force):
+        click.echo(f"stopped {name}")
+
+
 def _raise_interrupt(signum: int, _frame: Any) -> NoReturn:
     raise KeyboardInterrupt
 

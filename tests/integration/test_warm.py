@@ -1,0 +1,160 @@
+"""Warm mounts: launches join one running instance per user, node and image."""
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import REPO, make_owned_dir, popen, tool
+from tests.integration.conftest import owned_file
+
+pytestmark = pytest.mark.apptainer
+COLD = {"TYKKY_WARM_MOUNTS": "0"}
+SHOW_ENVIRONMENT = "import os, json; print(json.dumps(dict(os.environ)))"
+# Differ between any two launches, warm or cold.
+VOLATILE = {"_", "SHLVL", "PWD", "OLDPWD"}
+
+
+def mount_namespace(who, python: Path, env=None) -> str:  # type: ignore[no-untyped-def]
+    return who.run([python, "-c", "import os; print(os.readlink('/proc/self/ns/mnt'))"], env=env).stdout.decode()
+
+
+def test_launches_share_one_mount(pip_installation, who):
+    python = pip_installation / "bin" / "python"
+    assert mount_namespace(who, python) == mount_namespace(who, python)
+
+
+def test_cold_launches_mount_anew(pip_installation, who):
+    python = pip_installation / "bin" / "python"
+    program = "import os, sys; print(os.readlink('/proc/self/ns/mnt'), flush=True); sys.stdin.read()"
+    first = popen(who, [python, "-c", program], env=COLD, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        # Namespace numbers are reused once freed: compare while the first one is alive.
+        first_namespace = first.stdout.readline().decode()
+        assert mount_namespace(who, python, COLD) != first_namespace
+    finally:
+        first.communicate(b"", timeout=60)
+
+
+def test_warm_environment_equals_cold(pip_installation, who):
+    python = pip_installation / "bin" / "python"
+    extra = {"TYKKY_PROBE_VARIABLE": "x y", "LANG": "C.UTF-8"}
+    warm = json.loads(who.run([python, "-c", SHOW_ENVIRONMENT], env=extra).stdout)
+    cold = json.loads(who.run([python, "-c", SHOW_ENVIRONMENT], env={**extra, **COLD}).stdout)
+    cold.pop("TYKKY_WARM_MOUNTS")
+    for key in VOLATILE:
+        warm.pop(key, None)
+        cold.pop(key, None)
+    assert warm == cold
+
+
+@pytest.mark.parametrize("mode", ["warm", "cold"])
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
+def test_signals_and_exit_codes_on_both_paths(pip_installation, who, mode, number):
+    program = ("import os, signal, sys, time\n"
+               f"signal.signal({int(number)}, lambda n, f: (os.write(1, b'caught'), os._exit(33)))\n"
+               "os.write(1, b'ready\\n'); time.sleep(120)")
+    process = popen(who, [pip_installation / "bin" / "python", "-c", program], env=COLD if mode == "cold" else None,
+                    stdout=subprocess.PIPE)
+    try:
+        assert process.stdout.readline() == b"ready\n"
+        process.send_signal(number)
+        assert process.communicate(timeout=60)[0] == b"caught"
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 33
+
+
+def test_concurrent_first_launches_start_one_instance(pyz, who, user_dirs):
+    home = user_dirs[who.name]
+    prefix = home / "warm-race"
+    inputs = make_owned_dir(home / "inputs-race", who)
+    requirements = owned_file(inputs / "requirements.txt", "six==1.16.0\n", who)
+    who.run(tool(pyz, "pip-containerize", "new", "--prefix", str(prefix), str(requirements)), cwd=home)
+    program = "import os, six; print(os.readlink('/proc/self/ns/mnt'))"
+    launches = [popen(who, [prefix / "bin" / "python", "-c", program], stdout=subprocess.PIPE) for _ in range(8)]
+    namespaces = {process.communicate(timeout=120)[0] for process in launches}
+    assert all(process.returncode == 0 for process in launches)
+    assert len(namespaces) == 1
+    status = who.run(tool(pyz, "warm", "status", str(prefix))).stdout.decode()
+    assert status.count(str(prefix)) == 1
+
+
+@pytest.fixture(scope="session")
+def short_idle(who, pyz, user_dirs):  # type: ignore[no-untyped-def]
+    """An installation whose instances stop after 3 idle seconds."""
+    home = user_dirs[who.name]
+    settings = yaml.safe_load((REPO / "configs" / "debian-test.yaml").read_text())
+    settings["defaults"]["warm_idle_timeout"] = 3
+    site = owned_file(home / "short-idle.yaml", yaml.safe_dump(settings), who)
+    inputs = make_owned_dir(home / "inputs-idle", who)
+    requirements = owned_file(inputs / "requirements.txt", "six==1.16.0\n", who)
+    prefix = home / "short-idle"
+    who.run(tool(pyz, "pip-containerize", "new", "--prefix", str(prefix), str(requirements)), cwd=home,
+            env={"CW_GLOBAL_YAML": str(site)})
+    return prefix
+
+
+def wait_for(condition, limit: float = 90.0) -> bool:  # type: ignore[no-untyped-def]
+    """Poll a condition; the limit only bounds a hang, it is not what the test measures."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.5)
+    return condition()
+
+
+def instances_of(who, pyz, prefix: Path) -> int:  # type: ignore[no-untyped-def]
+    return who.run(tool(pyz, "warm", "status", str(prefix))).stdout.decode().count(str(prefix))
+
+
+def test_idle_instance_stops_itself(short_idle, who, pyz):
+    who.run([short_idle / "bin" / "python", "-c", "import six"])
+    assert instances_of(who, pyz, short_idle) == 1
+    assert wait_for(lambda: instances_of(who, pyz, short_idle) == 0)
+
+
+def test_instance_in_use_is_not_stopped(short_idle, who, pyz):
+    program = ("import sys, time; sys.stdout.write('ready\\n'); sys.stdout.flush(); sys.stdin.readline(); "
+               "import six, os; print(len(os.listdir('/TYKKY/venv/lib')))")
+    running = popen(who, [short_idle / "bin" / "python", "-c", program], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert running.stdout.readline() == b"ready\n"
+    time.sleep(8)  # well past the 3 s idle timeout: the reaper must see the program
+    assert instances_of(who, pyz, short_idle) == 1
+    output, errors = running.communicate(b"\n", timeout=60)
+    assert running.returncode == 0, errors
+    assert output.strip().isdigit()
+
+
+def test_stop_refuses_while_in_use_unless_forced(short_idle, who, pyz):
+    running = popen(who, [short_idle / "bin" / "python", "-c", "import sys; print('up', flush=True); sys.stdin.read()"],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert running.stdout.readline() == b"up\n"
+    refused = who.run(tool(pyz, "warm", "stop", str(short_idle)), check=False)
+    assert refused.returncode != 0 and b"still run" in refused.stderr
+    running.communicate(b"", timeout=60)
+    who.run(tool(pyz, "warm", "stop", str(short_idle)))
+    assert instances_of(who, pyz, short_idle) == 0
+
+
+def test_updated_installation_gets_a_new_instance(short_idle, who, pyz, user_dirs):
+    python = short_idle / "bin" / "python"
+    before = mount_namespace(who, python)
+    more = owned_file(user_dirs[who.name] / "idle-more.txt", "tomli==2.0.1\n", who)
+    who.run(tool(pyz, "pip-containerize", "update", str(short_idle), "-r", str(more)), cwd=user_dirs[who.name])
+    after = who.run([python, "-c", "import os, tomli; print(os.readlink('/proc/self/ns/mnt'))"]).stdout.decode()
+    assert after != before
+    assert wait_for(lambda: instances_of(who, pyz, short_idle) <= 1)
+
+
+def test_warm_mounts_off_launches_cold(pip_installation, who, pyz):
+    stopped = who.run(tool(pyz, "warm", "stop", str(pip_installation), "--force"))
+    assert stopped.returncode == 0
+    who.run([pip_installation / "bin" / "python", "-c", "pass"], env=COLD)
+    assert instances_of(who, pyz, pip_installation) == 0
