@@ -2,7 +2,7 @@
 import re
 import shutil
 from pathlib import Path
-from typing import Mapping, Tuple
+from typing import Callable, List, Mapping, Tuple
 
 import pexpect
 import pytest
@@ -16,12 +16,15 @@ SHELLS = {"bash": ["bash", "--norc", "--noprofile", "-i"], "sh": ["sh", "-i"], "
 
 
 class Shell:
-    def __init__(self, name: str, env: Mapping[str, str], cwd: Path) -> None:
+    def __init__(self, name: str, env: Mapping[str, str], cwd: Path,
+                 wrap: Callable[[List[str]], List[str]] = lambda argv: argv) -> None:
+        """wrap: turns the shell's argv into the command that starts it (as another user)."""
         argv = SHELLS[name]
         if shutil.which(argv[0]) is None:
             pytest.skip(f"{argv[0]} is not installed (scripts/setup-host.sh installs it)")
+        argv = wrap(list(argv))
         self.child = pexpect.spawn(argv[0], argv[1:], env=dict(env), cwd=str(cwd), encoding="utf-8",
-                                   dimensions=(50, 2000), timeout=60)
+                                   dimensions=(50, 2000), timeout=300)
         if name == "zsh":
             self.child.sendline("setopt no_prompt_sp no_prompt_cr; unsetopt zle")
         self.child.sendline(_SET_PROMPT)
