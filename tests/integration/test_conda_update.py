@@ -116,9 +116,9 @@ def test_channel_that_cannot_be_reached(who, pyz, user_dirs):
 
 
 def test_malformed_env_file_says_where(who, pyz, user_dirs, conda_channel):
-    text = f"channels:\n  - {channel_url(conda_channel)}\ndependencies:\n  - tykky-hello\n  - [oops\n"
+    text = f"channels:\n  - {channel_url(conda_channel)}\ndependencies:\n  - tykky-hello\n  - x: y: z\n  - other\n"
     stderr = failed_build(who, pyz, user_dirs, "conda-malformed", text)
-    assert "environment.yml, line 5" in stderr
+    assert "environment.yml, line 5" in stderr and "not valid YAML" in stderr
 
 
 def test_missing_env_file(who, pyz, user_dirs):
