@@ -4,17 +4,23 @@ Our data packages are plain directories (in a source checkout and in tykky.pyz's
 alike), so a package's directory serves the same calls (joinpath, read_text, iterdir).
 """
 import importlib
-import importlib.resources
 import sys
-from pathlib import Path
 from types import ModuleType
-from typing import Union
+from typing import TYPE_CHECKING, Union
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
-def package_directory(package: Union[str, ModuleType]) -> Path:
+def package_directory(package: Union[str, ModuleType]) -> "Path":
+    from pathlib import Path
+
     module = importlib.import_module(package) if isinstance(package, str) else package
     return Path(str(module.__file__)).parent
 
 
-if sys.version_info < (3, 9) and not hasattr(importlib.resources, "files"):
-    importlib.resources.files = package_directory  # type: ignore[attr-defined]
+if sys.version_info < (3, 9):  # importing importlib.resources costs ~20 ms: only where needed
+    import importlib.resources
+
+    if not hasattr(importlib.resources, "files"):
+        importlib.resources.files = package_directory  # type: ignore[attr-defined]

@@ -9,13 +9,15 @@ import signal
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Dict, List, NoReturn, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, NoReturn, Optional, Sequence
 
 import click
 
 from tykky import __version__, log, program
-from tykky.config import Config, build_config, read_user_config
 from tykky.errors import TykkyError
+
+if TYPE_CHECKING:  # imported when a command runs: --help and --version stay fast
+    from tykky.config import Config
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 COMMAND_NAMES = ("pip-containerize", "conda-containerize", "wrap-container", "wrap-install")
@@ -35,8 +37,10 @@ def _split_paths(value: Optional[str]) -> List[str]:
 
 
 def make_config(user: Dict[str, Any], yaml_file: Optional[str] = None,
-                defaults: Optional[Dict[str, Any]] = None) -> Config:
+                defaults: Optional[Dict[str, Any]] = None) -> "Config":
     """defaults: the command's own defaults, above the site's but below the user's choices."""
+    from tykky.config import build_config, read_user_config
+
     values: Dict[str, Any] = dict(defaults or {})
     values.update(read_user_config(yaml_file) if yaml_file else {})
     context = click.get_current_context(silent=True)

@@ -6,9 +6,8 @@ directory (D/tykky.pyz), so every way into one setup uses the same site configur
 """
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, NamedTuple, Optional
 
 RECORD = Path("etc") / "tykky.conf"
 SITE_KEY = "site_config"
@@ -36,8 +35,7 @@ def archive_path() -> Optional[Path]:
     return Path(os.path.realpath(ARCHIVE)) if ARCHIVE else None
 
 
-@dataclass(frozen=True)
-class Setup:
+class Setup(NamedTuple):  # not a dataclass: importing dataclasses slows every start
     directory: Path
     values: Dict[str, str]
 
