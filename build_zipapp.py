@@ -20,6 +20,9 @@ from typing import List, Tuple
 
 HERE = Path(__file__).resolve().parent
 DEPENDENCIES = ["click==8.1.8", "PyYAML==6.0.2"]
+# --with-conda bundles the conda solver (25 MB, Python >= 3.10); without it, conda-containerize
+# installs it once per user (see src/tykky/conda_backend.py).
+CONDA_DEPENDENCIES = ["py-rattler==0.28.0"]
 SOURCE_DATE_EPOCH = "315532800"
 
 
@@ -68,12 +71,13 @@ def assemble(packed: Path, output: Path, pinned: str) -> None:
     output.chmod(0o755)
 
 
-def build(output: Path, pinned: str) -> None:
+def build(output: Path, pinned: str, with_conda: bool = False) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
+    extra = CONDA_DEPENDENCIES if with_conda else []
     with tempfile.TemporaryDirectory() as staging:
         site = Path(staging) / "site"
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-compile",
-                        "--disable-pip-version-check", "--target", str(site), *DEPENDENCIES, str(HERE)],
+                        "--disable-pip-version-check", "--target", str(site), *DEPENDENCIES, *extra, str(HERE)],
                        check=True)
         for leftover in site.glob("*.dist-info/RECORD"):
             leftover.unlink()  # lists absolute build paths and hashes: not reproducible
@@ -93,8 +97,10 @@ def main() -> None:
     parser.add_argument("-o", "--output", type=Path, default=HERE / "dist" / "tykky.pyz")
     parser.add_argument("--python", default="", metavar="PATH",
                         help="pin an interpreter: used whenever it exists where tykky.pyz runs")
+    parser.add_argument("--with-conda", action="store_true",
+                        help="bundle py-rattler, the conda solver (+25 MB; conda mode then needs no download)")
     arguments = parser.parse_args()
-    build(arguments.output, arguments.python)
+    build(arguments.output, arguments.python, arguments.with_conda)
 
 
 if __name__ == "__main__":
