@@ -90,3 +90,16 @@ def test_unwritable_module_directory_fails_before_the_build(tmp_path):
     with pytest.raises(TykkyError, match="Cannot write module files to .*--modulefile"):
         modulefile.check(Config(modulefile_dir=str(blocker / "modules")))
     modulefile.check(Config(modulefile_dir=str(tmp_path / "new" / "modules")))  # creatable: fine
+
+
+def test_update_keeps_writing_the_module_file_of_the_first_build(tmp_path):
+    from tykky import history, installation
+
+    prefix = fake_installation(tmp_path / "inst")
+    (prefix / history.SHARE).mkdir(parents=True)
+    first = Config(modulefile_dir=str(tmp_path / "mods"), modulefile_tcl=True)
+    (prefix / history.SHARE / "config.yaml").write_text(history.config_snapshot(first))
+    kept = installation.update_config(Config(), prefix)
+    assert (kept.modulefile_dir, kept.modulefile_tcl) == (str(tmp_path / "mods"), True)
+    moved = installation.update_config(Config(modulefile_dir=str(tmp_path / "other")), prefix)
+    assert (moved.modulefile_dir, moved.modulefile_tcl) == (str(tmp_path / "other"), False)
