@@ -145,6 +145,7 @@ def native_packages(workdir: Path) -> List[Package]:
 def script_packages() -> List[Package]:
     where = f"#!/bin/sh\necho \"installed at {PLACEHOLDER}\"\ncat \"{PLACEHOLDER}/share/tykky-where/where.txt\"\n"
     activate = ('export TYKKY_ACTIVATED="activated in $CONDA_PREFIX"\n'
+                'export TYKKY_ACTIVATED_FOR="${TYKKY_LAUNCH_VALUE:-unset}"\n'
                 'export PATH="$CONDA_PREFIX/libexec/tykky-activate:$PATH"\n')
     postlink = 'echo "post-link of $PKG_NAME ran in $PREFIX" > "$PREFIX/share/tykky-postlink.txt"\n'
     return [

@@ -91,3 +91,14 @@ def test_advanced_yaml_mistakes(tmp_path, text, words):
     (tmp_path / "conf.yaml").write_text(text)
     with pytest.raises(TykkyError, match=words):
         advanced_values(str(tmp_path / "conf.yaml"))
+
+
+def test_condarc_is_read_only_when_enabled(tmp_path, monkeypatch):
+    from tykky.modes.conda import condarc_settings
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".condarc").write_text("channels:\n  - file:///mine\nchannel_alias: https://mirror.example/\n"
+                                       "auto_activate_base: false\n")
+    assert condarc_settings(CONFIG) == {}
+    assert condarc_settings(CONFIG.with_values(enable_condarc=True)) == {
+        "channels": ["file:///mine"], "channel_alias": "https://mirror.example/"}

@@ -87,6 +87,27 @@ def test_failing_post_install_shows_its_output_and_keeps_the_installation(updata
     assert who.run([updatable_conda / "bin" / "tykky-hello"]).stdout.startswith(b"hello from libtykkyhello")
 
 
+def test_advanced_yaml_with_activate_scripts_at_launch(who, pyz, user_dirs, conda_channel):
+    """advanced CONF.yaml: another env_name, and activate.d scripts that run at every launch."""
+    home = user_dirs[who.name]
+    inputs = make_owned_dir(home / "conda-inputs-advanced", who)
+    env_file = write_owned(inputs / "env.yml", environment_yml(conda_channel, ["tykky-activate", "tykky-hello"]), who)
+    conf = write_owned(inputs / "conf.yaml", (
+        f"mode: conda\nenv_file: {env_file}\ninstallation_prefix: {home / 'conda-advanced'}\n"
+        "env_name: analysis\nactivate_scripts_at_launch: yes\n"
+        "post_install:\n  - echo advanced-post > $CONDA_PREFIX/advanced.txt\n"), who)
+    who.run(tool(pyz, "conda-containerize", "advanced", str(conf)), cwd=home)
+    prefix = home / "conda-advanced"
+    activation = manifest(prefix)["activation"]
+    assert activation["scripts"] == "/TYKKY/analysis/etc/conda/activate.d"
+    assert "TYKKY_ACTIVATED" not in activation["environment"]
+    program = 'echo "$CONDA_DEFAULT_ENV|$TYKKY_ACTIVATED|$TYKKY_ACTIVATED_FOR"; cat "$CONDA_PREFIX/advanced.txt"'
+    output = who.run([prefix / "bin" / "_debug_exec", "/bin/sh", "-c", program],
+                     env={"TYKKY_LAUNCH_VALUE": "set at launch"}).stdout.decode()
+    assert output.splitlines() == ["analysis|activated in /TYKKY/analysis|set at launch", "advanced-post"]
+    assert who.run([prefix / "bin" / "tykky-hello"]).stdout.startswith(b"hello from libtykkyhello")
+
+
 def failed_build(who, pyz, user_dirs, name, text, env_name="environment.yml"):  # type: ignore[no-untyped-def]
     """A build that must fail cleanly: returns stderr after checking nothing was left behind."""
     home = user_dirs[who.name]
