@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from tykky import log, runner
 from tykky.config import Config
@@ -138,19 +138,16 @@ def worker_source() -> str:
     return resources.files("tykky").joinpath(WORKER).read_text()
 
 
-WORKER_ERRORS = {
-    "spec": "A package spec is not valid",
-    "solve": "The packages cannot be installed together",
-    "channel": "A channel cannot be read",
-    "explicit": "The explicit list cannot be installed",
-    "install": "Installing the conda packages failed",
-    "backend": "The conda solver cannot run",
-    "internal": "The conda solver failed unexpectedly",
-}
+class SolverFailure(TykkyError):
+    """The worker's own account of a failure; `kind` says which step failed (see conda_worker.py)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"The conda solver failed ({kind}).", details=indent(message))
+        self.kind = kind
 
 
 def run_worker(backend: Backend, request: Mapping[str, Any], workdir: Path) -> Dict[str, Any]:
-    """Run one solve-and-install in the worker process; failures become TykkyError."""
+    """Run one solve-and-install in the worker process; its failures raise SolverFailure."""
     workdir.mkdir(parents=True, exist_ok=True)
     script, request_file, response_file = (workdir / WORKER, workdir / "request.json", workdir / "response.json")
     script.write_text(worker_source())
@@ -166,14 +163,9 @@ def run_worker(backend: Backend, request: Mapping[str, Any], workdir: Path) -> D
                          details=runner.error_lines(completed.output)) from None
     if not response.get("ok"):
         log.debug(response.get("traceback", ""))
-        raise TykkyError(f"{WORKER_ERRORS.get(response.get('kind', ''), 'The conda solver failed')}:",
-                         details=indent(response.get("message", "")))
+        raise SolverFailure(response.get("kind", "internal"), response.get("message", ""))
     return response
 
 
 def indent(text: str) -> str:
     return "\n".join("    " + line for line in text.strip().splitlines())
-
-
-def python_candidates_text() -> List[str]:
-    return list(PYTHON_CANDIDATES)

@@ -17,15 +17,16 @@ import os
 import sys
 import time
 import traceback
+from typing import Any, Dict, List, Tuple
 
 
 class WorkerError(Exception):
-    def __init__(self, kind, message):
+    def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
 
 
-def channel_objects(request):
+def channel_objects(request: Dict[str, Any]) -> List[Any]:
     import rattler
 
     alias = request.get("channel_alias") or None
@@ -39,7 +40,7 @@ def channel_objects(request):
     return channels
 
 
-def match_specs(specs):
+def match_specs(specs: List[str]) -> List[Any]:
     import rattler
 
     parsed = []
@@ -51,12 +52,12 @@ def match_specs(specs):
     return parsed
 
 
-def first_line(error):
+def first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def installed_records(prefix):
+def installed_records(prefix: str) -> List[Any]:
     import rattler
 
     meta = os.path.join(prefix, "conda-meta")
@@ -66,14 +67,14 @@ def installed_records(prefix):
             for name in sorted(os.listdir(meta)) if name.endswith(".json")]
 
 
-def platforms(request):
+def platforms(request: Dict[str, Any]) -> List[str]:
     import rattler
 
     subdir = request.get("platform") or str(rattler.Platform.current())
     return [subdir, "noarch"]
 
 
-def channel_error(error, request):
+def channel_error(error: BaseException, request: Dict[str, Any]) -> WorkerError:
     """Name the channel a repodata failure is about; the library's message names its URL."""
     text = str(error)
     named = [c for c in request["channels"] if c.rstrip("/") in text]
@@ -81,7 +82,7 @@ def channel_error(error, request):
     return WorkerError("channel", f"Cannot read the channel {which}: {text.strip()}")
 
 
-async def solve(request, channels):
+async def solve(request: Dict[str, Any], channels: List[Any]) -> List[Any]:
     import rattler
     from rattler.exceptions import FetchRepoDataError, GatewayError, SolverError
 
@@ -96,11 +97,11 @@ async def solve(request, channels):
         raise channel_error(error, request) from None
 
 
-def url_key(url):
+def url_key(url: str) -> str:
     return url.split("#", 1)[0].rstrip("/")
 
 
-async def explicit_records(request):
+async def explicit_records(request: Dict[str, Any]) -> List[Any]:
     """The repodata records of an explicit list's URLs, read from their channels' indexes."""
     import rattler
     from rattler.exceptions import FetchRepoDataError, GatewayError
@@ -123,18 +124,18 @@ async def explicit_records(request):
     missing = [url for url in request["explicit"] if url_key(url) not in found]
     if missing:
         raise WorkerError("explicit", "These packages of the explicit list are not in their channel's "
-                          "index: {}".format(", ".join(missing)))
+                          f"index: {', '.join(missing)}")
     return [found[url_key(url)] for url in request["explicit"]]
 
 
-def package_name(filename):
+def package_name(filename: str) -> str:
     for suffix in (".tar.bz2", ".conda"):
         if filename.endswith(suffix):
             filename = filename[: -len(suffix)]
     return filename.rsplit("-", 2)[0]
 
 
-async def install(request, records):
+async def install(request: Dict[str, Any], records: List[Any]) -> Tuple[List[Dict[str, Any]], List[str]]:
     import rattler
 
     before = {record.name.normalized: str(record.version) for record in installed_records(request["target_prefix"])}
@@ -150,13 +151,13 @@ async def install(request, records):
     return packages, new
 
 
-def describe(record):
+def describe(record: Any) -> Dict[str, Any]:
     return {"name": record.name.normalized, "version": str(record.version), "build": str(record.build),
             "build_number": record.build_number, "channel": str(record.channel or ""), "url": str(record.url),
             "subdir": str(record.subdir)}
 
 
-async def run(request):
+async def run(request: Dict[str, Any]) -> Dict[str, Any]:
     started = time.monotonic()
     if request.get("explicit"):
         records = await explicit_records(request)
@@ -168,7 +169,7 @@ async def run(request):
             "install_seconds": time.monotonic() - solved}
 
 
-def handle(request):
+def handle(request: Dict[str, Any]) -> Dict[str, Any]:
     if request.get("rattler_path"):
         sys.path.insert(0, request["rattler_path"])
     try:
@@ -184,7 +185,7 @@ def handle(request):
                 "traceback": traceback.format_exc()}
 
 
-def main(argv):
+def main(argv: List[str]) -> None:
     with open(argv[1]) as handle_in:
         request = json.load(handle_in)
     response = handle(request)

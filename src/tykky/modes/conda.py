@@ -184,18 +184,27 @@ class CondaBuild:
                     label: str) -> Dict[str, Any]:
         try:
             response = conda_backend.run_worker(backend, request, container.build / f"solver-{label}")
-        except TykkyError as error:
-            raise TykkyError(f"{error.message} {self._hint(request)}", details=error.details) from None
+        except conda_backend.SolverFailure as failure:
+            raise TykkyError(self._explain(failure.kind, request), details=failure.details) from None
         self.timings[f"{label}_solve"] = response.get("solve_seconds", 0.0)
         self.timings[f"{label}_install"] = response.get("install_seconds", 0.0)
         return response
 
-    def _hint(self, request: Mapping[str, Any]) -> str:
+    def _explain(self, kind: str, request: Mapping[str, Any]) -> str:
         source = self.env_file.path if self.env_file else "the installation's environment"
-        if request.get("explicit"):
-            return f"(from the explicit list {source}); check its URLs."
-        return (f"(specs from {source}; channels searched: {', '.join(request['channels'])}). "
-                "Check the package names, versions and channels.")
+        channels = ", ".join(request["channels"]) or "those of the explicit list"
+        return {
+            "spec": f"A package spec in {source} is not valid. Fix it.",
+            "solve": f"The conda packages of {source} cannot be installed from the channels {channels}: "
+                     "a package does not exist there, or the versions asked for conflict. Check the names "
+                     "and versions.",
+            "channel": f"A channel cannot be read (channels: {channels}). Check its URL and the network, "
+                       f"or remove it from {source}.",
+            "explicit": f"The explicit list {source} cannot be installed. Check its URLs.",
+            "install": "Installing the conda packages failed.",
+            "backend": "The conda solver (py-rattler) cannot run. Remove its directory to have it "
+                       "installed again, or set rattler_path.",
+        }.get(kind, "The conda solver failed unexpectedly; run with CW_LOG_LEVEL=3 for details and report it.")
 
     def _wanted_state(self, config: Config, previous: Optional[CondaState]) -> Tuple[CondaState, List[str]]:
         env_file = self.env_file
