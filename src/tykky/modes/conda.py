@@ -188,6 +188,8 @@ class CondaBuild:
             raise TykkyError(self._explain(failure.kind, request), details=failure.details) from None
         self.timings[f"{label}_solve"] = response.get("solve_seconds", 0.0)
         self.timings[f"{label}_install"] = response.get("install_seconds", 0.0)
+        log.info(f"Solved in {response.get('solve_seconds', 0.0):.2f} s, installed {len(response['new'])} "
+                 f"packages in {response.get('install_seconds', 0.0):.2f} s")
         return response
 
     def _explain(self, kind: str, request: Mapping[str, Any]) -> str:
