@@ -102,3 +102,16 @@ def test_condarc_is_read_only_when_enabled(tmp_path, monkeypatch):
     assert condarc_settings(CONFIG) == {}
     assert condarc_settings(CONFIG.with_values(enable_condarc=True)) == {
         "channels": ["file:///mine"], "channel_alias": "https://mirror.example/"}
+
+
+def test_nocache_gives_the_solver_a_throwaway_package_cache(tmp_path):
+    from types import SimpleNamespace
+
+    container = SimpleNamespace(tree=tmp_path / "tree", build=tmp_path / "build")
+    state = CondaState(env_name="env1", channels=("file:///c",), specs=("a",))
+    build = CondaBuild(None)
+    assert build._request(CONFIG, container, state, [])["cache_dir"] is None
+    request = build._request(CONFIG.with_values(no_cache=True), container, state, [])
+    assert request["cache_dir"] == str(tmp_path / "build" / "pkgs")
+    assert request["target_prefix"] == str(tmp_path / "tree" / "env1")
+    assert request["alternative_target_prefix"] == "/TYKKY/env1"

@@ -32,3 +32,10 @@ def test_uv_gets_the_pip_index_settings(tmp_path):
                           "PIP_CERT": "/etc/ca.pem"})
     assert env == {"UV_INDEX_URL": "https://mirror.invalid/simple", "UV_FIND_LINKS": "/w",
                    "SSL_CERT_FILE": "/etc/ca.pem"}
+
+
+def test_uv_considers_every_index_like_pip(tmp_path):
+    config = tmp_path / "pip.conf"
+    config.write_text("[global]\nextra-index-url = file:///local/simple\n")
+    env = uv_environment({"PIP_CONFIG_FILE": str(config), "HOME": str(tmp_path), "XDG_CONFIG_DIRS": str(tmp_path)})
+    assert env == {"UV_EXTRA_INDEX_URL": "file:///local/simple", "UV_INDEX_STRATEGY": "unsafe-best-match"}
