@@ -109,8 +109,11 @@ def install_rattler(python: str, site: Path) -> None:
         runner.run([python, "-m", "pip", "install", "--disable-pip-version-check", "--no-deps", "--quiet",
                     "--only-binary=:all:", "--target", str(staging), f"py-rattler=={RATTLER_VERSION}"],
                    what=f"installing py-rattler {RATTLER_VERSION} with {python} -m pip")
-        if not has_rattler(site):
+        try:
             os.rename(staging, site)
+        except OSError:
+            if not has_rattler(site):  # else a concurrent build placed it first: use that one
+                raise
     except TykkyError as error:
         raise TykkyError(f"Could not install the conda solver py-rattler {RATTLER_VERSION} with {python}. "
                          f"Install it yourself with `{python} -m pip install --target {site} "
