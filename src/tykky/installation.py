@@ -118,14 +118,37 @@ def update(config: Config, mode: ModeSteps, prefix: Path) -> None:
     runtime = find_runtime(config.singularity_executable_path)
     with build_directory(config.build_tmpdir_base, config.debug_keep_files) as build:
         staged = mode.stage_inputs(config, build)
-        if mode.layered_update and layers.can_stack(previous):
-            manifest = _stacked_update(config, mode, prefix, previous, runtime, build, staged)
-            if len(manifest.layers) > config.max_layers:
-                _replace_layers(prefix, manifest, layers.compact(prefix, runtime, config, build))
-        else:
+        if not (mode.layered_update and layers.can_stack(previous)
+                and _try_stacked_update(config, mode, prefix, previous, runtime, build, staged)):
+            if len(previous.layers) > 1:
+                compacted = layers.compact(prefix, runtime, config, build)
+                _replace_layers(prefix, previous, compacted)
+                previous = compacted
             _rebuild_update(config, mode, prefix, previous, runtime, build, staged)
     modulefile.write_for(config, prefix)
     log.info(f"Updated {prefix}")
+
+
+def _try_stacked_update(config: Config, mode: ModeSteps, prefix: Path, previous: Manifest, runtime: Runtime,
+                        build: Path, staged: Mapping[str, Optional[str]]) -> bool:
+    """The O(change) update; False when it must be done by rebuilding the image instead.
+
+    Where the overlay cannot remove directories of lower layers, an install step that needs
+    to (pip upgrading or uninstalling a package) fails: then, and only then, the image is
+    rebuilt. Nothing in the prefix changes before the step has succeeded.
+    """
+    removals_work = layers.removals_work(runtime, prefix, previous, config, build)
+    try:
+        manifest = _stacked_update(config, mode, prefix, previous, runtime, build, staged)
+    except TykkyError as error:
+        if removals_work:
+            raise
+        log.warning(f"The update could not run over the image layers ({error.message.rstrip(':')}); "
+                    "rebuilding the image instead")
+        return False
+    if len(manifest.layers) > config.max_layers:
+        _replace_layers(prefix, manifest, layers.compact(prefix, runtime, config, build))
+    return True
 
 
 def _finish_update(config: Config, mode: ModeSteps, prefix: Path, previous: Manifest,

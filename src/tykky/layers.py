@@ -16,6 +16,7 @@ from typing import List, Tuple
 
 from tykky import deploy, log, squash
 from tykky import manifest as manifest_module
+from tykky.builddir import remove_tree
 from tykky.config import Config
 from tykky.container_exec import BuildContainer, host_top_level_dirs
 from tykky.errors import TykkyError
@@ -78,6 +79,27 @@ def stacked_container(runtime: Runtime, prefix: Path, previous: Manifest, config
     overlays = tuple(overlays_of(prefix, previous.layers)) + (str(overlay),)
     container = BuildContainer(runtime, prefix / previous.container, config, None, build, overlays=overlays)
     return container, overlay / "upper"
+
+
+def removals_work(runtime: Runtime, prefix: Path, previous: Manifest, config: Config, build: Path) -> bool:
+    """Whether a writable overlay here can delete directories of lower layers.
+
+    Unprivileged kernel overlays on some systems answer EIO when a directory of a lower layer
+    is removed or renamed (pip does that when it upgrades or uninstalls). Checked once per
+    update on a scratch layer that is thrown away.
+    """
+    scratch = build / "removal-check"
+    (scratch / "upper").mkdir(parents=True)
+    (scratch / "work").mkdir()
+    overlays = tuple(overlays_of(prefix, previous.layers)) + (str(scratch),)
+    container = BuildContainer(runtime, prefix / previous.container, config, None, build, overlays=overlays)
+    completed = container.run(["rm", "-rf", f"{previous.installation_path}/.tykky"],
+                              what="checking the overlay", check=False)
+    remove_tree(scratch)
+    if completed.returncode != 0:
+        log.info("Directories of image layers cannot be removed through the overlay here: "
+                 "updating by rebuilding the image")
+    return completed.returncode == 0
 
 
 def marker_directory(upper: Path, config: Config) -> Path:

@@ -1,0 +1,94 @@
+"""Updates add image layers holding only what changed; compaction merges them."""
+import json
+
+import pytest
+
+from tests.helpers import make_owned_dir, tool
+from tests.integration.conftest import owned_file
+
+pytestmark = pytest.mark.apptainer
+
+
+def manifest_of(prefix):  # type: ignore[no-untyped-def]
+    return json.loads((prefix / "_tykky" / "manifest.json").read_text())
+
+
+def image_bytes(prefix) -> int:  # type: ignore[no-untyped-def]
+    return sum((prefix / layer["image"]).stat().st_size for layer in manifest_of(prefix)["layers"])
+
+
+@pytest.fixture(scope="session")
+def layered(who, pyz, user_dirs):  # type: ignore[no-untyped-def]
+    home = user_dirs[who.name]
+    inputs = make_owned_dir(home / "inputs-layers", who)
+    requirements = owned_file(inputs / "requirements.txt", "PyYAML==6.0.2\nsix==1.16.0\n", who)
+    prefix = home / "layered"
+    who.run(tool(pyz, "pip-containerize", "new", "--prefix", str(prefix), str(requirements)), cwd=home)
+    return prefix
+
+
+def update(who, pyz, prefix, home, name: str, requirements: str = "", post: str = ""):  # type: ignore[no-untyped-def]
+    inputs = make_owned_dir(home / f"inputs-{name}", who)
+    argv = tool(pyz, "pip-containerize", "update", str(prefix))
+    if requirements:
+        argv += ["-r", str(owned_file(inputs / "requirements.txt", requirements, who))]
+    if post:
+        argv += ["--post-install", str(owned_file(inputs / "post.sh", post, who))]
+    return who.run(argv, cwd=home)
+
+
+def test_update_adds_a_small_layer(layered, who, pyz, user_dirs):
+    before_layers = manifest_of(layered)["layers"]
+    before_bytes = image_bytes(layered)
+    update(who, pyz, layered, user_dirs[who.name], "tomli", "tomli==2.0.1\n")
+    after = manifest_of(layered)["layers"]
+    assert after[: len(before_layers)] == before_layers
+    assert len(after) == len(before_layers) + 1 and after[-1]["mount"] == "overlay"
+    added = image_bytes(layered) - before_bytes
+    assert 0 < added < 0.25 * before_bytes  # about the package, not a copy of the installation
+    who.run([layered / "bin" / "python", "-c", "import tomli, yaml, six"])
+
+
+def test_deletions_in_an_update_are_kept(layered, who, pyz, user_dirs):
+    update(who, pyz, layered, user_dirs[who.name], "uninstall", post="python -m pip uninstall -y six\n")
+    completed = who.run([layered / "bin" / "python", "-c", "import six"], check=False)
+    assert completed.returncode != 0 and b"No module named 'six'" in completed.stderr
+    who.run([layered / "bin" / "python", "-c", "import yaml, tomli"])
+
+
+def test_compact_merges_layers_and_keeps_content(layered, who, pyz, user_dirs):
+    update(who, pyz, layered, user_dirs[who.name], "extra", post="echo kept > $VIRTUAL_ENV/extra.txt\n")
+    assert len(manifest_of(layered)["layers"]) > 1
+    files_before = sorted(p.name for p in layered.glob("*.sqfs"))
+    who.run(tool(pyz, "compact", str(layered)))
+    layers = manifest_of(layered)["layers"]
+    assert len(layers) == 1
+    assert sorted(p.name for p in layered.glob("*.sqfs")) == [layers[0]["image"]]
+    assert layers[0]["image"] not in files_before
+    program = "import yaml, tomli; print(open('/TYKKY/venv/extra.txt').read())"
+    completed = who.run([layered / "bin" / "python", "-c", program])
+    assert completed.stdout == b"kept\n\n"
+    assert who.run([layered / "bin" / "python", "-c", "import six"], check=False).returncode != 0
+
+
+def test_updates_compact_past_max_layers(pyz, who, user_dirs):
+    import yaml
+
+    from tests.helpers import REPO
+
+    home = user_dirs[who.name]
+    settings = yaml.safe_load((REPO / "configs" / "debian-test.yaml").read_text())
+    settings["defaults"]["max_layers"] = 2
+    site = owned_file(home / "two-layers.yaml", yaml.safe_dump(settings), who)
+    inputs = make_owned_dir(home / "inputs-max", who)
+    requirements = owned_file(inputs / "requirements.txt", "six==1.16.0\n", who)
+    prefix = home / "max-layers"
+    env = {"CW_GLOBAL_YAML": str(site)}
+    who.run(tool(pyz, "pip-containerize", "new", "--prefix", str(prefix), str(requirements)), cwd=home, env=env)
+    for number in range(2):
+        post = owned_file(inputs / f"post{number}.sh", f"echo {number} > $VIRTUAL_ENV/marker{number}\n", who)
+        who.run(tool(pyz, "pip-containerize", "update", str(prefix), "--post-install", str(post)), cwd=home, env=env)
+    assert len(manifest_of(prefix)["layers"]) == 1
+    completed = who.run([prefix / "bin" / "python", "-c", "print(open('/TYKKY/venv/marker0').read() + "
+                                                          "open('/TYKKY/venv/marker1').read())"])
+    assert completed.stdout == b"0\n1\n\n"
