@@ -88,15 +88,19 @@ def test_failing_post_install_shows_its_output_and_keeps_the_installation(updata
 
 
 def test_advanced_yaml_with_activate_scripts_at_launch(who, pyz, user_dirs, conda_channel):
-    """advanced CONF.yaml: another env_name, and activate.d scripts that run at every launch."""
+    """advanced CONF.yaml: another env_name, activate.d scripts that run at every launch, and a
+    fresh rattler_path, so that installing py-rattler from the package index is tested every run."""
     home = user_dirs[who.name]
     inputs = make_owned_dir(home / "conda-inputs-advanced", who)
     env_file = write_owned(inputs / "env.yml", environment_yml(conda_channel, ["tykky-activate", "tykky-hello"]), who)
+    solver = home / "conda-solver"
     conf = write_owned(inputs / "conf.yaml", (
         f"mode: conda\nenv_file: {env_file}\ninstallation_prefix: {home / 'conda-advanced'}\n"
-        "env_name: analysis\nactivate_scripts_at_launch: yes\n"
+        f"env_name: analysis\nactivate_scripts_at_launch: yes\nrattler_path: {solver}\n"
         "post_install:\n  - echo advanced-post > $CONDA_PREFIX/advanced.txt\n"), who)
-    who.run(tool(pyz, "conda-containerize", "advanced", str(conf)), cwd=home)
+    completed = who.run(tool(pyz, "conda-containerize", "advanced", str(conf)), cwd=home)
+    assert f"Installing the conda solver py-rattler 0.28.0 into {solver}" in completed.stderr.decode()
+    assert (solver / "rattler" / "__init__.py").is_file()
     prefix = home / "conda-advanced"
     activation = manifest(prefix)["activation"]
     assert activation["scripts"] == "/TYKKY/analysis/etc/conda/activate.d"
