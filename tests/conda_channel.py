@@ -208,6 +208,9 @@ def wheel_package(wheel: Path, name: str, version: str, entry_points: Sequence[s
 
 
 def python_packages() -> List[Package]:
+    if not (CPYTHON_PREFIX / "bin" / "python3").is_file():
+        raise RuntimeError(f"The test CPython is missing at {CPYTHON_PREFIX}: run scripts/build-test-python.sh "
+                           "(as root, once; scripts/test.sh does it).")
     wheel = next((CPYTHON_PREFIX / "lib" / "python3.11" / "ensurepip" / "_bundled").glob("pip-*.whl"))
     pip_version = wheel.name.split("-")[1]
     pylib = {"site-packages/tykky_pylib/__init__.py":
