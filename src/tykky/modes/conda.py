@@ -112,7 +112,6 @@ class CondaBuild:
         self.env_file = env_file
         self.tree: Optional[Path] = None
         self.out: Optional[Path] = None
-        self.timings: Dict[str, float] = {}
 
     # -- inputs -----------------------------------------------------------------------------
 
@@ -186,8 +185,6 @@ class CondaBuild:
             response = conda_backend.run_worker(backend, request, container.build / f"solver-{label}")
         except conda_backend.SolverFailure as failure:
             raise TykkyError(self._explain(failure.kind, request), details=failure.details) from None
-        self.timings[f"{label}_solve"] = response.get("solve_seconds", 0.0)
-        self.timings[f"{label}_install"] = response.get("install_seconds", 0.0)
         log.info(f"Solved in {response.get('solve_seconds', 0.0):.2f} s, installed {len(response['new'])} "
                  f"packages in {response.get('install_seconds', 0.0):.2f} s")
         return response
