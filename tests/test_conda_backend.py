@@ -114,3 +114,14 @@ def test_a_too_old_solver_python_is_refused(tmp_path):
     old.chmod(0o755)
     with pytest.raises(TykkyError, match="not a Python >= 3.10"):
         conda_backend.solver_python(Config(rattler_python=str(old)))
+
+
+def test_channel_names_resolve_through_the_site_channel_alias(channel, backend, tmp_path):
+    """channel_alias points names at a mirror: here `tykky-mirror` under a local directory."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "tykky-mirror").symlink_to(channel)
+    response = run_worker(backend, request(channel, tmp_path / "env", ["tykky-where"], channels=["tykky-mirror"],
+                                           channel_alias=mirror.as_uri()), tmp_path / "w")
+    assert [p["name"] for p in response["packages"]] == ["tykky-where"]
+    assert response["packages"][0]["url"].startswith(mirror.as_uri() + "/tykky-mirror/")
