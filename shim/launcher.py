@@ -300,10 +300,11 @@ def version_tuple(text):
 
 # Runs first inside the shared container, in every task of the step on this node ($0 is the
 # script itself). Apptainer's first task holds the container, and a task still joining when it
-# ends fails: so the first one, once its program is done, waits (at most ~20 s) until every
-# local task has arrived. Its runtime forwards signals only to a process group led by the
-# command, else leaves it running when the task is cancelled: hence setsid. A signal skips
-# the wait; the program's exit code is kept either way.
+# ends fails: so the first one runs a watcher that removes the arrival directory once every
+# local task has joined (or after ~30 s), and when its program is done, waits for the watcher.
+# Its runtime forwards signals only to a process group led by the command, else leaves it
+# running when the task is cancelled: hence setsid. A signal skips the wait; the program's
+# exit code is kept either way.
 STEP_SCRIPT = (
     'r=$1 d=$2 n=$3; shift 3\n'
     'if [ "$r" = start ]; then\n'
@@ -311,12 +312,16 @@ STEP_SCRIPT = (
     '    [ "${APPTAINER_SHARENS_MASTER:-}" = 1 ] || exec "$@"\n'
     '    command -v setsid >/dev/null 2>&1 && exec setsid /bin/sh -c "$0" "$0" leader "$d" "$n" "$@"\n'
     'fi\n'
+    '(\n'
+    '    i=0\n'
+    '    while set -- "$d"/*; [ $# -lt "$n" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done\n'
+    '    rm -rf "$d"\n'
+    ') &\n'
+    'w=$!\n'
     'trap "t=1" HUP INT TERM\n'
-    '"$@"; s=$? i=0\n'
-    'while [ -z "${t:-}" ] && set -- "$d"/* && [ $# -lt "$n" ] && [ $i -lt 200 ]; do\n'
-    '    sleep 0.1; i=$((i + 1))\n'
-    'done\n'
-    'rm -rf "$d"; exit $s\n'
+    '"$@"; s=$?\n'
+    '[ -n "${t:-}" ] || wait $w\n'
+    'kill $w 2>/dev/null; rm -rf "$d"; exit $s\n'
 )
 
 

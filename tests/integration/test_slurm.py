@@ -234,6 +234,7 @@ def test_scancel_ends_every_program(inst, home, test_user):
     assert wait_for_state(job_id, 120) == "CANCELLED"
     remaining = leftovers(processes, test_user, "tykky-scancel")
     assert not remaining, describe(remaining)
+    assert not list(Path("/dev/shm").glob(f"tykky-step-{test_user.uid}-{job_id}.*"))
 
 
 # --- 3. environment leaked from a container into a job ----------------------------------------
