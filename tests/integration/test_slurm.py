@@ -294,7 +294,7 @@ def test_many_tasks_share_one_container(inst, home, test_user):
     assert not Path(f"/dev/shm/tykky-step-{test_user.uid}-{rows[0][3]}").exists()
 
 
-def test_staggered_tasks_share_one_container(inst, home, test_user):
+def test_staggered_tasks_all_succeed(inst, home, test_user):
     """Tasks that start while the first one is finishing join it, or start their own: none fails."""
     python = inst / "bin" / "python"
     launch = f"sleep 0.$((SLURM_PROCID * 3 % 10)); exec {python} -c \"{TASK_IDENTITY}\""
