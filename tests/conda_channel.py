@@ -15,12 +15,12 @@ Packages (all real conda packages, .tar.bz2 with info/index.json and info/paths.
   conda, mamba       stand-ins for the real ones (no channel here carries them): print who they
                      are and where they run, enough to test that --mamba provides them
 """
-import asyncio
 import hashlib
 import io
 import json
 import os
 import subprocess
+import sys
 import tarfile
 import tempfile
 import zipfile
@@ -229,8 +229,6 @@ def python_packages() -> List[Package]:
 def build_channel(channel: Path, with_python: bool = True) -> Path:
     """Write every package and index the channel; returns its directory. Without python (and
     the noarch: python packages) it builds in a fraction of a second."""
-    import rattler.index
-
     channel.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as workdir:
         packages = native_packages(Path(workdir)) + script_packages()
@@ -239,12 +237,19 @@ def build_channel(channel: Path, with_python: bool = True) -> Path:
     for package in packages:
         write_package(package, channel)
     (channel / "noarch").mkdir(exist_ok=True)
-    asyncio.run(rattler.index.index_fs(channel))
+    index(channel)
     for root, dirs, names in os.walk(channel):
         for name in dirs + names:
             os.chmod(os.path.join(root, name), 0o755 if name in dirs else 0o644)
     os.chmod(channel, 0o755)
     return channel
+
+
+def index(channel: Path) -> None:
+    """rattler.index in its own process: py-rattler's threads can crash an interpreter's exit."""
+    program = ("import asyncio, os, sys, rattler.index\n"
+               "asyncio.run(rattler.index.index_fs(sys.argv[1]))\nsys.stdout.flush()\nos._exit(0)")
+    subprocess.run([sys.executable, "-c", program, str(channel)], check=True)
 
 
 def channel_url(channel: Path) -> str:
