@@ -1,0 +1,63 @@
+"""pip-containerize options: --uv, --nocache, --system-site-packages, -w, and isolated builds
+that must carry the host's pip configuration and CA certificates into the container."""
+import pytest
+import yaml
+
+from tests.helpers import REPO, make_owned_dir, tool
+from tests.integration.conftest import owned_file
+
+pytestmark = pytest.mark.apptainer
+
+
+def cache_entries(home) -> int:  # type: ignore[no-untyped-def]
+    cache = home / ".cache" / "uv"
+    return sum(1 for _ in cache.rglob("*")) if cache.is_dir() else 0
+
+
+@pytest.fixture(scope="session")
+def uv_installation(who, pyz, user_dirs):  # type: ignore[no-untyped-def]
+    home = user_dirs[who.name]
+    inputs = make_owned_dir(home / "inputs-uv", who)
+    requirements = owned_file(inputs / "requirements.txt", "six==1.16.0\n", who)
+    cache_before = cache_entries(make_owned_dir(home / "uv-home", who))
+    who.run(tool(pyz, "pip-containerize", "new", "--prefix", str(home / "uv-inst"), "--uv", "--nocache",
+                 "--system-site-packages", "-w", "/usr/bin/tar", str(requirements)),
+            cwd=home, env={"HOME": str(home / "uv-home")})
+    return home / "uv-inst", cache_before, cache_entries(home / "uv-home")
+
+
+def test_uv_installs_and_nocache_leaves_no_cache(uv_installation, who):
+    prefix, cache_before, cache_after = uv_installation
+    completed = who.run([prefix / "bin" / "python", "-c", "import six; print(six.__version__)"])
+    assert completed.stdout == b"1.16.0\n"
+    assert cache_after == cache_before
+    listing = who.run([prefix / "bin" / "_debug_exec", "ls", "/TYKKY/venv/bin"]).stdout.decode().split()
+    assert "uv" not in listing  # uv is a build tool, not part of the installation
+
+
+def test_system_site_packages_are_visible(uv_installation, who):
+    prefix = uv_installation[0]
+    completed = who.run([prefix / "bin" / "python", "-c", "import sys; print(sys.path)"])
+    assert "dist-packages" in completed.stdout.decode()
+    assert "include-system-site-packages = true" in (prefix / "pyvenv.cfg").read_text()
+
+
+def test_extra_wrapped_program(uv_installation, who):
+    prefix = uv_installation[0]
+    assert (prefix / "bin" / "tar").is_symlink()
+    assert b"GNU tar" in who.run([prefix / "bin" / "tar", "--version"]).stdout
+
+
+def test_isolated_build_uses_host_pip_settings_and_ca(who, pyz, user_dirs):
+    """The image's own CA bundle lacks the host's; pip inside only works with the host's bound in."""
+    home = user_dirs[who.name]
+    settings = yaml.safe_load((REPO / "configs" / "debian-test.yaml").read_text())
+    settings["defaults"].update({"isolate": True, "mount_points": [str(home)]})
+    site = owned_file(home / "isolated.yaml", yaml.safe_dump(settings), who)
+    inputs = make_owned_dir(home / "inputs-isolated", who)
+    requirements = owned_file(inputs / "requirements.txt", "six==1.16.0\n", who)
+    prefix = home / "isolated-inst"
+    who.run(tool(pyz, "pip-containerize", "new", "--prefix", str(prefix), str(requirements)), cwd=home,
+            env={"CW_GLOBAL_YAML": str(site)})
+    completed = who.run([prefix / "bin" / "python", "-c", "import six, sys; print(sys.version_info[0])"])
+    assert completed.stdout == b"3\n"
