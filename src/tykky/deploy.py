@@ -1,7 +1,10 @@
 """Putting a finished build into the prefix without ever leaving it half-installed."""
+import errno
 import os
 import shutil
+import stat
 from pathlib import Path
+from typing import Optional
 
 from tykky import log
 from tykky.builddir import remove_tree
@@ -45,18 +48,36 @@ def _adopt_group(tree: Path, gid: int) -> None:
     os.lchown(tree, -1, gid)
 
 
+def _move_or_copy(source: Path, destination: Path) -> None:
+    """A rename when both are on one filesystem (no copy of the images), else a copy."""
+    try:
+        os.rename(source, destination)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        shutil.copytree(source, destination, symlinks=True)
+
+
+def _wanted_group(prefix: Path) -> Optional[int]:
+    """The group the user prepared: the existing prefix's, or a setgid parent's."""
+    if prefix.is_dir():
+        return prefix.stat().st_gid
+    parent = prefix.parent.stat()
+    return parent.st_gid if parent.st_mode & stat.S_ISGID else None
+
+
 def deploy_new(staging_tree: Path, prefix: Path) -> None:
-    """Copy the staged tree next to the prefix, then rename it into place in one step."""
+    """Move the staged tree next to the prefix, then rename it into place in one step."""
     prefix = prefix.absolute()
     prefix.parent.mkdir(parents=True, exist_ok=True)
     staging = prefix.with_name(f".{prefix.name}.tykky-{os.getpid()}")
     try:
-        shutil.copytree(staging_tree, staging, symlinks=True)
+        _move_or_copy(staging_tree, staging)
+        group = _wanted_group(prefix)
+        if group is not None and group != staging.stat().st_gid:
+            _adopt_group(staging, group)
         if prefix.is_dir():
-            info = prefix.stat()
-            if info.st_gid != staging.stat().st_gid:
-                _adopt_group(staging, info.st_gid)
-            os.chmod(staging, info.st_mode & 0o7777)
+            os.chmod(staging, prefix.stat().st_mode & 0o7777)
         os.rename(staging, prefix)
     except OSError as exc:
         raise TykkyError(f"Cannot install into {prefix}: {exc.strerror} ({exc.filename}).") from exc
