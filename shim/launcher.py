@@ -84,10 +84,12 @@ def bind_list(manifest, prefix):
     policy = manifest["binds"]
     excluded = set(policy.get("excluded_mount_points", []))
     if policy["isolate"]:
-        binds = [p for p in policy.get("mount_points", []) if os.path.isdir(p)]
+        # The runtime mounts /tmp, /var/tmp and $HOME itself; binding them again only warns.
+        own = ("/tmp", "/var/tmp", os.environ.get("HOME", "").rstrip("/"))
+        binds = [p for p in policy.get("mount_points", []) if os.path.isdir(p) and p.rstrip("/") not in own]
         binds.append(prefix)
         tmpdir = os.environ.get("TMPDIR")
-        if tmpdir and os.path.isdir(tmpdir):
+        if tmpdir and os.path.isdir(tmpdir) and not any(overlaps(tmpdir, path) for path in own[:2]):
             binds.append(tmpdir)
     else:
         binds = top_level_binds(excluded)
