@@ -18,11 +18,8 @@ log() { printf '[build-test-python] %s\n' "$*" >&2; }
 [ -f "$DONE_MARK" ] && { log "already built: $BUILD_PREFIX"; exit 0; }
 [ "$(id -u)" -eq 0 ] || { log "run as root"; exit 1; }
 
-debian_mirror() {
-    # The mirror this machine already uses, so no host name is written anywhere.
-    awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null \
-        || true
-}
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 fetch_source() {
     local workdir=$1 mirror list

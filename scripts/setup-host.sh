@@ -12,30 +12,8 @@ ARCH_TRIPLET=x86_64-linux-gnu
 
 log() { printf '[setup-host] %s\n' "$*" >&2; }
 
-debian_mirror() {
-    # The mirror this machine already uses, so no host name is written anywhere.
-    local uri=""
-    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-        uri=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-    fi
-    if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
-        uri=$(awk '$1 == "deb" && $3 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
-    fi
-    [ -n "$uri" ] || { log "cannot find the Debian mirror in /etc/apt sources"; exit 1; }
-    printf '%s\n' "$uri"
-}
-
-apt_updated=""
-apt_install() {
-    local missing=()
-    for pkg in "$@"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    if [ -z "$apt_updated" ]; then apt-get update -qq; apt_updated=1; fi
-    log "installing ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 apptainer_works() {
     command -v apptainer >/dev/null 2>&1 && apptainer --version >/dev/null 2>&1
@@ -126,10 +104,10 @@ build_base_image() {
 main() {
     [ "$(id -u)" -eq 0 ] || { log "run as root"; exit 1; }
     apt_install squashfs-tools squashfuse fuse2fs uidmap patchelf debootstrap python3-venv python3-pip hyperfine git
-    # The wrap-install tests compile a small program and library into the tree they wrap.
-    apt_install gcc libc6-dev
     # Module files are tested by loading them with Lmod; the shell functions in zsh too.
     apt_install lmod zsh
+    # The wrap-install tests compile a small program and library into the tree they wrap.
+    apt_install gcc libc6-dev
     apptainer_works || install_apptainer
     configure_apptainer
     apptainer --version >&2

@@ -12,36 +12,8 @@ PARTITION=tykky
 
 log() { printf '[setup-slurm] %s\n' "$*" >&2; }
 
-debian_mirror() {
-    # The mirror this machine already uses, so no host name is written anywhere.
-    local uri=""
-    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-        uri=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-    fi
-    if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
-        uri=$(awk '$1 == "deb" && $3 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
-    fi
-    [ -n "$uri" ] || { log "cannot find the Debian mirror in /etc/apt sources"; exit 1; }
-    printf '%s\n' "$uri"
-}
-
-apt_install() {
-    local missing=()
-    for pkg in "$@"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    apt-get update -qq
-    log "installing ${missing[*]}"
-    # policy-rc.d: the packages' init scripts must not start daemons; this script starts them.
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-    chmod 755 /usr/sbin/policy-rc.d
-    local status=0
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-        || status=$?
-    rm -f /usr/sbin/policy-rc.d
-    return "$status"
-}
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 running() {
     # The daemon runs when a process of that exact name exists.

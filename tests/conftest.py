@@ -1,4 +1,5 @@
 """Session-wide fixtures: the built zipapp, a workspace both users can reach, the users."""
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -41,6 +42,16 @@ def pyz(workspace: Path) -> Path:
                    check=True, stdout=subprocess.DEVNULL)
     (workspace / "dist").chmod(0o755)
     return workspace / "dist" / "tykky.pyz"
+
+
+@pytest.fixture(scope="module")
+def launcher(request):  # type: ignore[no-untyped-def]
+    """shim/launcher.py loaded as the plain script it is, fresh for each test module."""
+    name = "tykky_launcher_" + request.module.__name__.replace(".", "_")
+    spec = importlib.util.spec_from_file_location(name, REPO / "shim" / "launcher.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

@@ -1,20 +1,10 @@
 """The launcher's conda activation: applied by default, not through a venv on top unless forced."""
-import importlib.util
 
-import pytest
 
-from tests.helpers import REPO
 
 ACTIVATION = {"environment": {"CONDA_PREFIX": "/T/env1", "CONDA_SHLVL": "1", "FROM_SCRIPT": "yes"},
               "prepend": {"PATH": ["/T/env1/libexec", "/T/env1/bin"]}, "append": {"PATH": ["/T/late"]}}
 
-
-@pytest.fixture(scope="module")
-def launcher():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("tykky_launcher_conda", REPO / "shim" / "launcher.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def manifest(**activation_extra):

@@ -1,6 +1,5 @@
 """The launcher's Slurm step sharing (shim/launcher.py), without Slurm: its decisions on argv
 and environment, and its in-container step script run by the host's /bin/sh."""
-import importlib.util
 import os
 import subprocess
 import threading
@@ -8,19 +7,10 @@ import time
 
 import pytest
 
-from tests.helpers import REPO
-
 MANIFEST = {"share_step_container": True,
             "runtime": {"name": "apptainer", "path": "/usr/bin/apptainer", "version": "1.4.5"}}
 STEP = {"SLURM_STEP_ID": "0", "SLURM_JOB_ID": "77", "SLURM_NODEID": "0", "SLURM_STEP_TASKS_PER_NODE": "4"}
 
-
-@pytest.fixture(scope="module")
-def launcher():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("tykky_launcher_steps", REPO / "shim" / "launcher.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture

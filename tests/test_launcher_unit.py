@@ -1,18 +1,5 @@
 """Pure parts of the launcher (shim/launcher.py), loaded the way it runs: as a plain script."""
-import importlib.util
 import os
-
-import pytest
-
-from tests.helpers import REPO
-
-
-@pytest.fixture(scope="module")
-def launcher():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("tykky_launcher", REPO / "shim" / "launcher.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_manifest_parsed_without_json_module(launcher, tmp_path):

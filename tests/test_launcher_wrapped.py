@@ -1,17 +1,6 @@
 """Launcher functions for wrapped programs (wrap-container, wrap-install --mask), loaded as a script."""
-import importlib.util
 
 import pytest
-
-from tests.helpers import REPO
-
-
-@pytest.fixture(scope="module")
-def launcher():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("tykky_launcher_wrapped", REPO / "shim" / "launcher.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def masked(isolate: bool, target: str = "/tmp/site/app") -> dict:

@@ -1,7 +1,9 @@
 """Installations built once per session, as root and as the test user."""
+import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.helpers import REPO, make_owned_dir, tool
 
@@ -21,10 +23,24 @@ def pip_installation(who, pyz, user_dirs):  # type: ignore[no-untyped-def]
 
 def owned_file(path: Path, text: str, who) -> Path:  # type: ignore[no-untyped-def]
     path.write_text(text)
-    import os
-
     os.chown(path, who.uid, who.gid)
     return path
+
+
+def site_config(who, home: Path, name: str, **defaults) -> Path:  # type: ignore[no-untyped-def]
+    """The test machine's site configuration with some defaults changed, owned by who."""
+    settings = yaml.safe_load((REPO / "configs" / "debian-test.yaml").read_text())
+    settings["defaults"].update(defaults)
+    return owned_file(home / name, yaml.safe_dump(settings), who)
+
+
+def build_pip(who, pyz, home: Path, name: str, requirements: str, *extra: str, check: bool = True,
+              env=None):  # type: ignore[no-untyped-def]
+    """pip-containerize new of requirements into home/name, as who."""
+    inputs = make_owned_dir(home / f"inputs-{name}", who)
+    owned_file(inputs / "requirements.txt", requirements, who)
+    return who.run(tool(pyz, "pip-containerize", "new", "--prefix", str(home / name), *extra,
+                        str(inputs / "requirements.txt")), cwd=home, check=check, env=env)
 
 
 # The conda installations, shared by the conda test modules (built once per session and user).

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from tests.helpers import make_owned_dir, tool
-from tests.integration.conftest import owned_file
+from tests.integration.conftest import build_pip, owned_file, site_config
 
 pytestmark = pytest.mark.apptainer
 
@@ -20,11 +20,8 @@ def image_bytes(prefix) -> int:  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def layered(who, pyz, user_dirs):  # type: ignore[no-untyped-def]
     home = user_dirs[who.name]
-    inputs = make_owned_dir(home / "inputs-layers", who)
-    requirements = owned_file(inputs / "requirements.txt", "PyYAML==6.0.2\nsix==1.16.0\n", who)
-    prefix = home / "layered"
-    who.run(tool(pyz, "pip-containerize", "new", "--prefix", str(prefix), str(requirements)), cwd=home)
-    return prefix
+    build_pip(who, pyz, home, "layered", "PyYAML==6.0.2\nsix==1.16.0\n")
+    return home / "layered"
 
 
 def update(who, pyz, prefix, home, name: str, requirements: str = "", post: str = ""):  # type: ignore[no-untyped-def]
@@ -72,19 +69,11 @@ def test_compact_merges_layers_and_keeps_content(layered, who, pyz, user_dirs):
 
 
 def test_updates_compact_past_max_layers(pyz, who, user_dirs):
-    import yaml
-
-    from tests.helpers import REPO
-
     home = user_dirs[who.name]
-    settings = yaml.safe_load((REPO / "configs" / "debian-test.yaml").read_text())
-    settings["defaults"]["max_layers"] = 2
-    site = owned_file(home / "two-layers.yaml", yaml.safe_dump(settings), who)
-    inputs = make_owned_dir(home / "inputs-max", who)
-    requirements = owned_file(inputs / "requirements.txt", "six==1.16.0\n", who)
+    env = {"CW_GLOBAL_YAML": str(site_config(who, home, "two-layers.yaml", max_layers=2))}
+    build_pip(who, pyz, home, "max-layers", "six==1.16.0\n", env=env)
     prefix = home / "max-layers"
-    env = {"CW_GLOBAL_YAML": str(site)}
-    who.run(tool(pyz, "pip-containerize", "new", "--prefix", str(prefix), str(requirements)), cwd=home, env=env)
+    inputs = make_owned_dir(home / "inputs-max", who)
     for number in range(2):
         post = owned_file(inputs / f"post{number}.sh", f"echo {number} > $VIRTUAL_ENV/marker{number}\n", who)
         who.run(tool(pyz, "pip-containerize", "update", str(prefix), "--post-install", str(post)), cwd=home, env=env)

@@ -1,12 +1,11 @@
 """pip-containerize new/update end to end with real Apptainer and PyPI, as root and as the test user."""
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from tests.helpers import make_owned_dir, popen, tool
-from tests.integration.conftest import owned_file
+from tests.integration.conftest import build_pip, owned_file
 
 pytestmark = pytest.mark.apptainer
 
@@ -60,18 +59,10 @@ def test_venv_on_top_installs_and_uses_its_own_packages(pip_installation, who, u
     assert lines[3].startswith(str(pip_installation))
 
 
-def build(who, pyz, home: Path, name: str, requirements: str, *extra: str, check: bool = True,
-          env=None):  # type: ignore[no-untyped-def]
-    inputs = make_owned_dir(home / f"inputs-{name}", who)
-    owned_file(inputs / "requirements.txt", requirements, who)
-    return who.run(tool(pyz, "pip-containerize", "new", "--prefix", str(home / name), *extra,
-                        str(inputs / "requirements.txt")), cwd=home, check=check, env=env)
-
-
 def test_typo_in_requirements_fails_cleanly(pyz, who, user_dirs):
     home = user_dirs[who.name]
     build_base = make_owned_dir(home / "typo-builds", who)
-    completed = build(who, pyz, home, "typo", "sixx-this-does-not-exist-tykky==1.0\n", check=False,
+    completed = build_pip(who, pyz, home, "typo", "sixx-this-does-not-exist-tykky==1.0\n", check=False,
                       env={"CW_BUILD_TMPDIR": str(build_base)})
     stderr = completed.stderr.decode()
     assert completed.returncode != 0
@@ -108,7 +99,7 @@ def test_unknown_option_is_a_usage_error(pyz, who):
 
 def test_prefix_with_spaces(pyz, who, user_dirs):
     home = user_dirs[who.name]
-    build(who, pyz, home, "with space", "six==1.16.0\n")
+    build_pip(who, pyz, home, "with space", "six==1.16.0\n")
     completed = who.run([home / "with space" / "bin" / "python", "-c", "import six; print(six.__file__)"])
     assert completed.stdout.decode().startswith(str(home / "with space"))
 
@@ -116,7 +107,7 @@ def test_prefix_with_spaces(pyz, who, user_dirs):
 @pytest.fixture(scope="session")
 def updatable(who, pyz, user_dirs):  # type: ignore[no-untyped-def]
     home = user_dirs[who.name]
-    build(who, pyz, home, "to-update", "six==1.16.0\n")
+    build_pip(who, pyz, home, "to-update", "six==1.16.0\n")
     return home / "to-update"
 
 
@@ -155,7 +146,7 @@ def test_post_install_and_environ(pyz, who, user_dirs):
     inputs = make_owned_dir(home / "inputs-hooks", who)
     post = owned_file(inputs / "post.sh", "echo made-by-post > $VIRTUAL_ENV/post-marker.txt\n", who)
     environ = owned_file(inputs / "environ.sh", "export TYKKY_TEST_VALUE='from environ'\n", who)
-    build(who, pyz, home, "hooks", "six==1.16.0\n", "--post-install", str(post), "--environ", str(environ))
+    build_pip(who, pyz, home, "hooks", "six==1.16.0\n", "--post-install", str(post), "--environ", str(environ))
     program = "import os; print(open('/TYKKY/venv/post-marker.txt').read().strip(), os.environ['TYKKY_TEST_VALUE'])"
     completed = who.run([home / "hooks" / "bin" / "python", "-c", program])
     assert completed.stdout.decode().strip() == "made-by-post from environ"

@@ -1,10 +1,9 @@
 """pip-containerize options: --uv, --nocache, --system-site-packages, -w, and isolated builds
 that must carry the host's pip configuration and CA certificates into the container."""
 import pytest
-import yaml
 
-from tests.helpers import REPO, make_owned_dir, tool
-from tests.integration.conftest import owned_file
+from tests.helpers import make_owned_dir, tool
+from tests.integration.conftest import build_pip, owned_file, site_config
 
 pytestmark = pytest.mark.apptainer
 
@@ -51,13 +50,8 @@ def test_extra_wrapped_program(uv_installation, who):
 def test_isolated_build_uses_host_pip_settings_and_ca(who, pyz, user_dirs):
     """The image's own CA bundle lacks the host's; pip inside only works with the host's bound in."""
     home = user_dirs[who.name]
-    settings = yaml.safe_load((REPO / "configs" / "debian-test.yaml").read_text())
-    settings["defaults"].update({"isolate": True, "mount_points": [str(home)]})
-    site = owned_file(home / "isolated.yaml", yaml.safe_dump(settings), who)
-    inputs = make_owned_dir(home / "inputs-isolated", who)
-    requirements = owned_file(inputs / "requirements.txt", "six==1.16.0\n", who)
+    site = site_config(who, home, "isolated.yaml", isolate=True, mount_points=[str(home)])
+    build_pip(who, pyz, home, "isolated-inst", "six==1.16.0\n", env={"CW_GLOBAL_YAML": str(site)})
     prefix = home / "isolated-inst"
-    who.run(tool(pyz, "pip-containerize", "new", "--prefix", str(prefix), str(requirements)), cwd=home,
-            env={"CW_GLOBAL_YAML": str(site)})
     completed = who.run([prefix / "bin" / "python", "-c", "import six, sys; print(sys.version_info[0])"])
     assert completed.stdout == b"3\n"

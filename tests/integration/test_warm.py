@@ -6,10 +6,9 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.helpers import REPO, make_owned_dir, popen, tool
-from tests.integration.conftest import owned_file
+from tests.helpers import popen, tool
+from tests.integration.conftest import build_pip, owned_file, site_config
 
 pytestmark = pytest.mark.apptainer
 COLD = {"TYKKY_WARM_MOUNTS": "0"}
@@ -72,9 +71,7 @@ def test_signals_and_exit_codes_on_both_paths(pip_installation, who, mode, numbe
 def test_concurrent_first_launches_start_one_instance(pyz, who, user_dirs):
     home = user_dirs[who.name]
     prefix = home / "warm-race"
-    inputs = make_owned_dir(home / "inputs-race", who)
-    requirements = owned_file(inputs / "requirements.txt", "six==1.16.0\n", who)
-    who.run(tool(pyz, "pip-containerize", "new", "--prefix", str(prefix), str(requirements)), cwd=home)
+    build_pip(who, pyz, home, "warm-race", "six==1.16.0\n")
     program = "import os, six; print(os.readlink('/proc/self/ns/mnt'))"
     launches = [popen(who, [prefix / "bin" / "python", "-c", program], stdout=subprocess.PIPE) for _ in range(8)]
     namespaces = {process.communicate(timeout=120)[0] for process in launches}
@@ -88,15 +85,9 @@ def test_concurrent_first_launches_start_one_instance(pyz, who, user_dirs):
 def short_idle(who, pyz, user_dirs):  # type: ignore[no-untyped-def]
     """An installation whose instances stop after 3 idle seconds."""
     home = user_dirs[who.name]
-    settings = yaml.safe_load((REPO / "configs" / "debian-test.yaml").read_text())
-    settings["defaults"]["warm_idle_timeout"] = 3
-    site = owned_file(home / "short-idle.yaml", yaml.safe_dump(settings), who)
-    inputs = make_owned_dir(home / "inputs-idle", who)
-    requirements = owned_file(inputs / "requirements.txt", "six==1.16.0\n", who)
-    prefix = home / "short-idle"
-    who.run(tool(pyz, "pip-containerize", "new", "--prefix", str(prefix), str(requirements)), cwd=home,
-            env={"CW_GLOBAL_YAML": str(site)})
-    return prefix
+    site = site_config(who, home, "short-idle.yaml", warm_idle_timeout=3)
+    build_pip(who, pyz, home, "short-idle", "six==1.16.0\n", env={"CW_GLOBAL_YAML": str(site)})
+    return home / "short-idle"
 
 
 def wait_for(condition, limit: float = 90.0) -> bool:  # type: ignore[no-untyped-def]
