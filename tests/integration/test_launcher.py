@@ -3,7 +3,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 
 import pexpect
 import pytest
@@ -153,8 +152,9 @@ def test_interactive_python_repl(pip_installation, who):
 def test_ctrl_c_in_repl_interrupts_not_kills(pip_installation, who):
     child = spawn(who, [pip_installation / "bin" / "python", "-q"])
     child.expect(">>> ")
-    child.sendline("import time; time.sleep(60)")
-    time.sleep(1)
+    # The marker is built at run time so that the echo of the typed line cannot match it.
+    child.sendline("import time; print('sle' + 'eping', flush=True); time.sleep(60)")
+    child.expect("sleeping")
     child.sendintr()
     child.expect("KeyboardInterrupt")
     child.expect(">>> ")
