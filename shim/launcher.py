@@ -140,6 +140,29 @@ def default_mount_flags(manifest):
     return ["--no-mount", ",".join(skipped)] if skipped else []
 
 
+def runtime_own_mounts(manifest):
+    """What the runtime itself mounts from the host: home, /tmp, /var/tmp, unless left out."""
+    skipped = default_mount_flags(manifest)[1:]
+    skipped = skipped[0].split(",") if skipped else []
+    mounts = []
+    if "home" not in skipped and os.environ.get("HOME"):
+        mounts.append(os.environ["HOME"])
+    if "tmp" not in skipped:
+        mounts += ["/tmp", "/var/tmp"]
+    return mounts
+
+
+def restore_signals():
+    """Python ignores SIGPIPE and SIGXFSZ; exec keeps ignored signals ignored, so put back
+    what the program would get from a shell (the `signal` module costs more to import)."""
+    import _signal
+
+    for name in ("SIGPIPE", "SIGXFSZ"):
+        number = getattr(_signal, name, None)
+        if number is not None:
+            _signal.signal(number, _signal.SIG_DFL)
+
+
 def is_visible_inside(path, binds, isolate):
     """Whether path is under one of the binds (isolate is kept for callers; the binds say it all)."""
     for bind in binds:
@@ -397,13 +420,14 @@ def launch(argv):
     manifest = read_manifest(os.path.join(prefix, MANIFEST))
     name, wrapper_path = resolve_invocation(invoked)
     args = argv[1:]
+    restore_signals()
     if os.path.exists(CONTAINER_MARK):
         command = inside_container_command(manifest, prefix, name, args)
         os.execv(command[0], command)
     binds = bind_list(manifest, prefix)
     isolate = manifest["binds"]["isolate"]
     exec_path = os.path.abspath(invoked)
-    if not is_visible_inside(exec_path, binds, isolate):
+    if not is_visible_inside(exec_path, binds + runtime_own_mounts(manifest), isolate):
         exec_path = wrapper_path
     venv_bin = venv_on_top(invoked, prefix)
     command = with_activate_scripts(manifest, venv_bin, program_command(manifest, prefix, name, exec_path, args))

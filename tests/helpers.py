@@ -1,10 +1,13 @@
 """Running the built tool and its installations as root or as the unprivileged test user."""
 import os
 import pwd
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence
+
+import pexpect
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_USER = os.environ.get("TYKKY_TEST_USER", "tykkytest")
@@ -71,8 +74,21 @@ def make_owned_dir(path: Path, user: User) -> Path:
     return path
 
 
+def default_signals() -> None:
+    """Child processes start with default signal handling even when the test run itself was
+    started in the background by a non-interactive shell, which ignores SIGINT and SIGQUIT."""
+    for number in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(number, signal.SIG_DFL)
+
+
 def popen(user: User, argv: Sequence[str], env: Optional[Mapping[str, str]] = None, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen(user.command(argv, user.environment(env)), **kwargs)
+    return subprocess.Popen(user.command(argv, user.environment(env)), preexec_fn=default_signals, **kwargs)
+
+
+def spawn(user: User, argv: Sequence[str], env: Optional[Mapping[str, str]] = None, **kwargs) -> pexpect.spawn:
+    """argv on a real terminal (pexpect), as user."""
+    command = user.command(argv, user.environment({"TERM": "dumb", "PS1": "tykky-test$ ", **(env or {})}))
+    return pexpect.spawn(command[0], [str(a) for a in command[1:]], timeout=60, preexec_fn=default_signals, **kwargs)
 
 
 def tool(pyz: Path, *command: str) -> list:

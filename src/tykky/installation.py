@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
-from tykky import containers, deploy, history, layers, layout, log, modulefile, program, squash
+from tykky import containers, deploy, history, layers, layout, log, modulefile, program
 from tykky import manifest as manifest_module
 from tykky.builddir import build_directory
 from tykky.config import Config
@@ -23,6 +23,8 @@ from tykky.probe import ProbeResult
 from tykky.runtime import Runtime, find_runtime
 
 ENVIRON_FILE = "share/tykky/environ.sh"
+# How an install step's failure reads when the overlay could not remove a lower directory.
+OVERLAY_REMOVAL_FAILURES = ("Invalid cross-device link", "Input/output error", "[Errno 18]", "[Errno 5]")
 
 
 @dataclass(frozen=True)
@@ -120,10 +122,6 @@ def update(config: Config, mode: ModeSteps, prefix: Path) -> None:
         staged = mode.stage_inputs(config, build)
         if not (mode.layered_update and layers.can_stack(previous)
                 and _try_stacked_update(config, mode, prefix, previous, runtime, build, staged)):
-            if len(previous.layers) > 1:
-                compacted = layers.compact(prefix, runtime, config, build)
-                _replace_layers(prefix, previous, compacted)
-                previous = compacted
             _rebuild_update(config, mode, prefix, previous, runtime, build, staged)
     modulefile.write_for(config, prefix)
     log.info(f"Updated {prefix}")
@@ -141,7 +139,7 @@ def _try_stacked_update(config: Config, mode: ModeSteps, prefix: Path, previous:
     try:
         manifest = _stacked_update(config, mode, prefix, previous, runtime, build, staged)
     except TykkyError as error:
-        if removals_work:
+        if removals_work or not any(sign in error.details for sign in OVERLAY_REMOVAL_FAILURES):
             raise
         log.warning(f"The update could not run over the image layers ({error.message.rstrip(':')}); "
                     "rebuilding the image instead")
@@ -183,23 +181,22 @@ def _stacked_update(config: Config, mode: ModeSteps, prefix: Path, previous: Man
 
 def _rebuild_update(config: Config, mode: ModeSteps, prefix: Path, previous: Manifest, runtime: Runtime,
                     build: Path, staged: Mapping[str, Optional[str]]) -> None:
-    """Unpack the single image, apply the inputs, squash it again and swap it in."""
-    layer = previous.layers[0]
-    # An overlay layer holds the installation path below its root (see layers.new_tree).
-    root = build / "root" if layer.mount == layers.OVERLAY else build / "tree"
-    tree = root / previous.installation_path.strip("/") if layer.mount == layers.OVERLAY else root
-    log.info(f"Unpacking the current image {layer.image}")
-    squash.unsquash(prefix / layer.image, root)
+    """Copy the installation out of its image(s), apply the inputs, squash it into one new image."""
+    root, tree = layers.merged_tree(prefix, previous, runtime, config, build, name="rebuild")
     container = BuildContainer(runtime, prefix / previous.container, config, tree, build)
     mode.fill_tree(config, container)
     new_image = build / "new.sqfs"
     build_id, found = squash_tree(config, container, mode.wrapper_paths(config), new_image,
                                   python=mode.python(config), source=root)
-    manifest = _finish_update(config, mode, prefix, previous, container, found, build_id, staged, (layer,))
-    deploy.place_file(new_image, prefix / layer.image)
+    first = previous.layers[0]
+    name = first.image if len(previous.layers) == 1 else layers.layer_name(build_id)
+    stack = (Layer(image=name, target=first.target, mount=first.mount),)
+    manifest = _finish_update(config, mode, prefix, previous, container, found, build_id, staged, stack)
+    deploy.place_file(new_image, prefix / name)
     _record(prefix, config, staged, kind="update")
     layout.write_installation(prefix, manifest, interpreter=launcher_interpreter(config),
                               system_site=config.enable_site_packages, previous=previous)
+    layers.remove_unused_layers(prefix, previous, manifest)
 
 
 def _replace_layers(prefix: Path, before: Manifest, after: Manifest) -> None:

@@ -106,23 +106,37 @@ def marker_directory(upper: Path, config: Config) -> Path:
     return upper / config.installation_path.strip("/")
 
 
+def merged_tree(prefix: Path, previous: Manifest, runtime: Runtime, config: Config, build: Path,
+                name: str = "merged") -> Tuple[Path, Path]:
+    """The installation as its layers show it, copied into the build directory.
+
+    Returns (root to squash, host directory of the installation path); the prefix is untouched.
+    """
+    root = build / name
+    tree = root / previous.installation_path.strip("/")
+    tree.mkdir(parents=True)
+    if len(previous.layers) == 1:
+        log.info(f"Unpacking the image {previous.layers[0].image}")
+        squash.unsquash(prefix / previous.layers[0].image, tree if previous.layers[0].mount == IMAGE_SRC else root)
+        return (tree if previous.layers[0].mount == IMAGE_SRC else root), tree
+    container = BuildContainer(runtime, prefix / previous.container, config, None, build,
+                               overlays=tuple(overlays_of(prefix, previous.layers)))
+    log.info(f"Merging {len(previous.layers)} layers")
+    container.run(["cp", "-a", f"{previous.installation_path}/.", str(tree)],
+                  what="copying the installation out of its layers", extra_binds=[str(root)])
+    return root, tree
+
+
 def compact(prefix: Path, runtime: Runtime, config: Config, build: Path) -> Manifest:
     """Merge every layer into one new image; returns the manifest naming it (not yet written)."""
     previous = manifest_module.load(prefix)
     if not can_stack(previous):
         raise TykkyError(f"{prefix} has a single image that is bound in place; there is nothing to compact.")
-    merged = build / "merged"
-    tree = merged / previous.installation_path.strip("/")
-    tree.mkdir(parents=True)
-    container = BuildContainer(runtime, prefix / previous.container, config, None, build,
-                               overlays=tuple(overlays_of(prefix, previous.layers)))
-    log.info(f"Merging {len(previous.layers)} layers")
-    container.run(["cp", "-a", f"{previous.installation_path}/.", str(tree)],
-                  what="copying the installation out of its layers", extra_binds=[str(merged)])
+    root, tree = merged_tree(prefix, previous, runtime, config, build)
     build_id = new_build_id()
     write_marker(tree, build_id)
     image = build / "compact.sqfs"
-    squash.squash(merged, image, options=config.sqfs_options, processors=config.max_num_cpus,
+    squash.squash(root, image, options=config.sqfs_options, processors=config.max_num_cpus,
                   fix_perm=config.fix_permissions)
     name = layer_name(build_id)
     deploy.place_file(image, prefix / name)

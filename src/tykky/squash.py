@@ -50,5 +50,5 @@ def squash(tree: Path, image: Path, *, options: str, processors: int,
 
 def unsquash(image: Path, destination: Path) -> None:
     tool = shutil.which("unsquashfs") or "/usr/bin/unsquashfs"
-    runner.run([tool, "-no-progress", "-d", str(destination), str(image)],
+    runner.run([tool, "-no-progress", "-f", "-d", str(destination), str(image)],
                what=f"unpacking {image}")

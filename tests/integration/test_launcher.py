@@ -7,7 +7,7 @@ import subprocess
 import pexpect
 import pytest
 
-from tests.helpers import popen
+from tests.helpers import popen, spawn
 
 pytestmark = pytest.mark.apptainer
 
@@ -132,10 +132,6 @@ def test_wrapper_inside_a_foreign_container_fails_clearly(pip_installation, who)
     assert completed.returncode != 0
     assert b"inside another container" in completed.stderr
 
-
-def spawn(who, argv, **kwargs) -> pexpect.spawn:
-    command = who.command(argv, who.environment({"TERM": "dumb", "PS1": "tykky-test$ "}))
-    return pexpect.spawn(command[0], [str(a) for a in command[1:]], timeout=60, **kwargs)
 
 
 def test_interactive_python_repl(pip_installation, who):

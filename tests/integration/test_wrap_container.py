@@ -9,7 +9,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.helpers import BASE_IMAGE, make_owned_dir, popen, tool
+from tests.helpers import BASE_IMAGE, make_owned_dir, popen, spawn, tool
 from tests.integration.conftest import owned_file
 
 pytestmark = pytest.mark.apptainer
@@ -140,8 +140,9 @@ def test_exit_code_is_the_programs(prefix, who, code):
 
 
 def test_signal_reaches_the_program(prefix, who):
-    program = ("import signal, sys, time\n"
-               "signal.signal(signal.SIGTERM, lambda n, f: (sys.stdout.write('got %d\\n' % n), sys.exit(40 + n)))\n"
+    program = ("import os, signal, sys, time\n"
+               # os.write: the signal may land while the buffered "ready" write is still returning.
+               "signal.signal(signal.SIGTERM, lambda n, f: (os.write(1, b'got %d\\n' % n), sys.exit(40 + n)))\n"
                "sys.stdout.write('ready\\n'); sys.stdout.flush(); time.sleep(120)")
     process = popen(who, [prefix / "bin" / "python3", "-c", program], stdout=subprocess.PIPE)
     try:
@@ -171,10 +172,6 @@ def test_debug_exec_runs_a_command_inside(prefix, who):
     completed = who.run([prefix / "bin" / "_debug_exec", "sh", "-c", "test -e /usr/bin/gcc || cat /etc/debian_version"])
     assert completed.stdout.decode().startswith("12")
 
-
-def spawn(who, argv) -> pexpect.spawn:  # type: ignore[no-untyped-def]
-    command = who.command(argv, who.environment({"TERM": "dumb"}))
-    return pexpect.spawn(command[0], [str(a) for a in command[1:]], timeout=60)
 
 
 def test_debug_shell_is_interactive_inside(prefix, who):

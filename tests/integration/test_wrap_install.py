@@ -13,7 +13,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.helpers import make_owned_dir, popen, tool
+from tests.helpers import make_owned_dir, popen, spawn, tool
 from tests.integration.conftest import owned_file
 
 pytestmark = pytest.mark.apptainer
@@ -135,10 +135,6 @@ def test_signal_reaches_the_program(wrapped, who):
     assert output == f"got {int(signal.SIGINT)}\n".encode()
     assert process.returncode == 40 + signal.SIGINT
 
-
-def spawn(who, argv) -> pexpect.spawn:  # type: ignore[no-untyped-def]
-    command = who.command(argv, who.environment({"TERM": "dumb"}))
-    return pexpect.spawn(command[0], [str(a) for a in command[1:]], timeout=60)
 
 
 def test_terminal_reaches_the_program(wrapped, who):
