@@ -166,3 +166,12 @@ def test_debug_shell_is_interactive_inside(pip_installation, who):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 3
+
+
+@pytest.mark.parametrize("warm", ["1", "0"])
+def test_programs_start_with_default_sigpipe(pip_installation, who, warm):
+    """The launcher is Python, which ignores SIGPIPE; an exec would pass that on to the program."""
+    completed = who.run([pip_installation / "bin" / "_debug_exec", "sh", "-c", "grep SigIgn /proc/$$/status"],
+                        env={"TYKKY_WARM_MOUNTS": warm})
+    ignored = int(completed.stdout.decode().split()[1], 16)
+    assert not ignored & (1 << (signal.SIGPIPE - 1))
