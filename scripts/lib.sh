@@ -32,3 +32,19 @@ apt_install() {
     rm -f /usr/sbin/policy-rc.d
     return "$status"
 }
+
+build_debian_image() {
+    # build_debian_image NAME PACKAGES: a cached Debian bookworm minbase image
+    # $IMAGE_DIR/NAME.sif with the comma-separated PACKAGES, built once.
+    local image="$IMAGE_DIR/$1.sif" packages=$2
+    [ -s "$image" ] && return 0
+    mkdir -p "$IMAGE_DIR"
+    local rootfs
+    rootfs=$(mktemp -d "$IMAGE_DIR/rootfs.XXXXXX")
+    log "building the $1 image (debootstrap, about a minute)"
+    debootstrap --variant=minbase --include="$packages" bookworm "$rootfs" "$(debian_mirror)" >/dev/null
+    apptainer build --force "$image.tmp" "$rootfs" >/dev/null
+    mv "$image.tmp" "$image"
+    rm -rf "$rootfs"
+    chmod 755 "$CACHE_DIR" "$IMAGE_DIR"; chmod 644 "$image"
+}

@@ -86,21 +86,6 @@ ensure_test_user() {
     grep -q "^$TEST_USER:" /etc/subuid || usermod --add-subuids 200000-265535 --add-subgids 200000-265535 "$TEST_USER"
 }
 
-build_base_image() {
-    local image="$IMAGE_DIR/base.sif"
-    [ -s "$image" ] && return 0
-    mkdir -p "$IMAGE_DIR"
-    local rootfs
-    rootfs=$(mktemp -d "$IMAGE_DIR/rootfs.XXXXXX")
-    log "building the base image (debootstrap, about a minute)"
-    debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
-        bookworm "$rootfs" "$(debian_mirror)" >/dev/null
-    apptainer build --force "$image.tmp" "$rootfs" >/dev/null
-    mv "$image.tmp" "$image"
-    rm -rf "$rootfs"
-    chmod 755 "$CACHE_DIR" "$IMAGE_DIR"; chmod 644 "$image"
-}
-
 main() {
     [ "$(id -u)" -eq 0 ] || { log "run as root"; exit 1; }
     apt_install squashfs-tools squashfuse fuse2fs uidmap patchelf debootstrap python3-venv python3-pip hyperfine git
@@ -112,7 +97,7 @@ main() {
     configure_apptainer
     apptainer --version >&2
     ensure_test_user
-    build_base_image
+    build_debian_image base python3,python3-venv,python3-pip,ca-certificates
     log "ready: $(apptainer --version), base image $IMAGE_DIR/base.sif"
 }
 

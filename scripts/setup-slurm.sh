@@ -118,22 +118,6 @@ wait_until_idle() {
     exit 1
 }
 
-build_mpi_image() {
-    local image="$IMAGE_DIR/mpi.sif"
-    [ -s "$image" ] && return 0
-    mkdir -p "$IMAGE_DIR"
-    local rootfs
-    rootfs=$(mktemp -d "$IMAGE_DIR/rootfs.XXXXXX")
-    log "building the MPI image (debootstrap, about a minute)"
-    debootstrap --variant=minbase \
-        --include=python3,python3-venv,python3-pip,python3-mpi4py,openmpi-bin,libpmix2 \
-        bookworm "$rootfs" "$(debian_mirror)" >/dev/null
-    apptainer build --force "$image.tmp" "$rootfs" >/dev/null
-    mv "$image.tmp" "$image"
-    rm -rf "$rootfs"
-    chmod 755 "$CACHE_DIR" "$IMAGE_DIR"; chmod 644 "$image"
-}
-
 main() {
     [ "$(id -u)" -eq 0 ] || { log "run as root"; exit 1; }
     apt_install slurm-wlm munge libpmix2 libpmix-dev openmpi-bin python3-mpi4py debootstrap
@@ -141,7 +125,7 @@ main() {
     write_slurm_conf
     start_slurm
     wait_until_idle
-    build_mpi_image
+    build_debian_image mpi python3,python3-venv,python3-pip,python3-mpi4py,openmpi-bin,libpmix2
     log "ready: $(sinfo -h -o '%P %D %t' | head -n 1), MPI image $IMAGE_DIR/mpi.sif"
 }
 

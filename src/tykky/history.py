@@ -31,6 +31,14 @@ def next_entry(prefix: Path, kind: str) -> Path:
     return history / f"{max(numbers, default=0) + 1:04d}-{kind}"
 
 
+def copy_input(source: str, destination: Path) -> None:
+    """Copy a file the user named; an unreadable one is the user's error to fix."""
+    try:
+        shutil.copyfile(source, destination)
+    except OSError as exc:
+        raise TykkyError(f"Cannot read {source}: {exc.strerror}. Check the path.") from None
+
+
 def record(prefix: Path, kind: str, config: Config, inputs: Mapping[str, Optional[str]],
            argv: Sequence[str] = ()) -> Path:
     """Copy the input files into a new history entry; returns the entry."""
@@ -38,10 +46,7 @@ def record(prefix: Path, kind: str, config: Config, inputs: Mapping[str, Optiona
     entry.mkdir(parents=True)
     for name, source in inputs.items():
         if source:
-            try:
-                shutil.copyfile(source, entry / name)
-            except OSError as exc:
-                raise TykkyError(f"Cannot read {source}: {exc.strerror}.") from exc
+            copy_input(source, entry / name)
     command = {"argv": list(argv) or sys.argv, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                "tool_version": __version__}
     (entry / "command.json").write_text(json.dumps(command, indent=1) + "\n")

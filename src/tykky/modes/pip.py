@@ -1,13 +1,11 @@
 """pip mode: a venv created inside the container at the installation path."""
 import os
-import shutil
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from tykky import hostpip, log
+from tykky import history, hostpip, log
 from tykky.config import Config
 from tykky.container_exec import BuildContainer, template
-from tykky.errors import TykkyError
 
 VENV_NAME = "venv"
 
@@ -28,10 +26,7 @@ def stage_inputs(config: Config, build: Path) -> Dict[str, Optional[str]]:
                "environ.sh": config.environ_file or None}
     for name, source in sources.items():
         if source:
-            try:
-                shutil.copyfile(source, inputs / name)
-            except OSError as exc:
-                raise TykkyError(f"Cannot read {source}: {exc.strerror}. Check the path.") from None
+            history.copy_input(source, inputs / name)
     for name, commands in (("pre-install.sh", config.pre_install), ("post-install.sh", config.post_install)):
         if commands:
             (inputs / name).write_text("\n".join(commands) + "\n")
