@@ -445,7 +445,8 @@ def launch(argv):
         flags += ["--overlay", overlay]
     if warm_mounts_wanted(manifest):
         try:
-            load_warm().warm_exec(runtime, container, flags, environ, manifest, prefix, binds, overlays, command)
+            load_warm().warm_exec(runtime, container, flags, environ, manifest, prefix, binds, overlays, command,
+                                  read_json=read_manifest)
         except Exception as error:  # noqa: BLE001 - any failure means: launch cold
             log_debug("warm launch unavailable (%s), launching cold" % error)
     sharing, command = step_sharing(manifest, runtime, environ, command)

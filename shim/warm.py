@@ -15,7 +15,6 @@ the usage lock for the idle timeout, or as soon as it is unused after an update 
 Stdlib only, Python >= 3.6. Any failure raises WarmUnavailable: the caller launches cold.
 """
 import fcntl
-import hashlib
 import os
 import sys
 import time
@@ -45,7 +44,11 @@ def state_directory():
 
 def instance_name(prefix, manifest, binds, overlays):
     key = "\0".join([os.path.realpath(prefix), manifest["build_id"]] + list(binds) + list(overlays))
-    return "tykky-" + hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    try:
+        from _sha1 import sha1  # built in; hashlib loads OpenSSL, milliseconds per launch
+    except ImportError:
+        from hashlib import sha1
+    return "tykky-" + sha1(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def process_start_time(pid):
@@ -57,17 +60,18 @@ def process_start_time(pid):
         return None
 
 
-def read_state(path):
-    try:
-        with open(path, "rb") as handle:
-            text = handle.read().decode("utf-8")
-    except OSError:
-        return None
-    import json
+def read_state(path, read_json=None):
+    """The instance's state if the instance still runs. read_json: the launcher passes its own
+    reader, because importing json (and with it re) costs a warm launch several milliseconds."""
+    if read_json is None:
+        import json
 
+        def read_json(name):
+            with open(name) as handle:
+                return json.load(handle)
     try:
-        state = json.loads(text)
-    except ValueError:
+        state = read_json(path)
+    except (OSError, ValueError, StopIteration):
         return None
     if process_start_time(state.get("pid", -1)) != state.get("start_time"):
         return None
@@ -164,12 +168,12 @@ def start_reaper(state_path, idle_timeout):
                      start_new_session=True, close_fds=True)
 
 
-def ensure_instance(runtime, container, flags, environ, manifest, prefix, name):
+def ensure_instance(runtime, container, flags, environ, manifest, prefix, name, read_json=None):
     """The live instance's state, starting it if needed; returns (state, usage descriptor)."""
     directory = state_directory()
     base = os.path.join(directory, name)
     usage = lock(base + ".usage", fcntl.LOCK_SH)
-    state = read_state(base + ".json")
+    state = read_state(base + ".json", read_json)
     if state is None:
         starting = lock(base + ".start", fcntl.LOCK_EX)
         try:
@@ -233,10 +237,10 @@ def join(state, command, environ):
     os.execve(nsenter, argv, environ)
 
 
-def warm_exec(runtime, container, flags, environ, manifest, prefix, binds, overlays, command):
+def warm_exec(runtime, container, flags, environ, manifest, prefix, binds, overlays, command, read_json=None):
     """Run command in the warm instance; raises WarmUnavailable to ask for a cold launch."""
     name = instance_name(prefix, manifest, binds, overlays)
-    state, usage = ensure_instance(runtime, container, flags, environ, manifest, prefix, name)
+    state, usage = ensure_instance(runtime, container, flags, environ, manifest, prefix, name, read_json)
     os.set_inheritable(usage, True)
     join(state, command, joined_environment(environ, state, binds))
 
