@@ -1,7 +1,8 @@
 """The steps every image-based build shares once its tree is filled: probe, squash, manifest."""
+import os
 import secrets
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, List, Mapping, Optional, Sequence
 
 from tykky import __version__, log, squash
 from tykky.config import Config
@@ -45,13 +46,32 @@ def make_manifest(config: Config, container: BuildContainer, found: ProbeResult,
     )
 
 
-def compile_bytecode(container: BuildContainer, python: str) -> None:
-    """Byte-compile every .py under the installation path: a read-only image cannot cache
-    byte code later, so a missing .pyc would be compiled again on every launch."""
-    if not python:
+def sources_without_bytecode(tree: Path, version: str) -> List[str]:
+    """.py files under tree lacking byte code for CPython `version` ("3.11"), relative to tree."""
+    tag = "cpython-" + version.replace(".", "")
+    missing = []
+    for root, _dirs, files in os.walk(tree):
+        for name in files:
+            if name.endswith(".py") and not os.path.exists(os.path.join(root, "__pycache__",
+                                                                        f"{name[:-3]}.{tag}.pyc")):
+                missing.append(os.path.relpath(os.path.join(root, name), tree))
+    return missing
+
+
+def compile_bytecode(container: BuildContainer, python: Optional[Mapping[str, str]], tree: Path) -> None:
+    """Byte-compile the .py files that lack byte code: a read-only image cannot cache byte code
+    later, so a missing .pyc would be compiled again on every launch. Installers compile most
+    of what they install; checking on the host spares a container start when they did all."""
+    if not python or not python.get("executable"):
         return
-    log.info("Byte-compiling Python files")
-    container.run([python, "-m", "compileall", "-q", "-j", "0", container.config.installation_path],
+    missing = sources_without_bytecode(tree, python["version"])
+    if not missing:
+        return
+    log.info(f"Byte-compiling {len(missing)} Python files")
+    listing = container.build / "compile-list.txt"
+    inside = container.config.installation_path
+    listing.write_text("".join(f"{inside}/{path}\n" for path in missing))
+    container.run([python["executable"], "-m", "compileall", "-q", "-i", str(listing)],
                   what="byte-compiling", check=False)
 
 
@@ -66,8 +86,7 @@ def squash_tree(config: Config, container: BuildContainer, wrapper_paths: Sequen
     build_id = new_build_id()
     write_marker(marker_tree or container.tree, build_id)
     found = probe(container, wrapper_paths, python)
-    python_used = found.python.get("executable", python) if found.python else ""
-    compile_bytecode(container, python_used)
+    compile_bytecode(container, found.python, marker_tree or container.tree)
     log.info("Creating the squashfs image")
     squash.squash(source or container.tree, image, options=config.sqfs_options,
                   processors=config.max_num_cpus, fix_perm=config.fix_permissions)

@@ -158,3 +158,14 @@ def test_existing_non_empty_prefix_is_refused(pyz, who, user_dirs, pip_installat
     assert completed.returncode != 0
     assert b"already exists" in completed.stderr
     who.run([pip_installation / "bin" / "python", "-c", "import six"])
+
+
+def test_every_python_source_in_the_image_has_bytecode(pip_installation):
+    listing = subprocess.run(["unsquashfs", "-l", str(pip_installation / "img.sqfs")], check=True,
+                             stdout=subprocess.PIPE).stdout.decode().splitlines()
+    files = set(listing)
+    sources = [path for path in files if path.endswith(".py")]
+    assert len(sources) > 100
+    missing = [path for path in sources
+               if f"{os.path.dirname(path)}/__pycache__/{os.path.basename(path)[:-3]}.cpython-311.pyc" not in files]
+    assert missing == []
