@@ -146,7 +146,6 @@ def start_instance(runtime, container, name, flags, environ, manifest, prefix, s
              "build_id": manifest["build_id"], "user_namespace": own_user_namespace,
              "runtime": runtime, "variables": container_variables(runtime, name, environ)}
     write_state(state_path, state)
-    start_reaper(state_path, manifest.get("warm", {}).get("idle_timeout", 300))
     return state
 
 
@@ -157,30 +156,44 @@ def subprocess_stop(runtime, name, environ):
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def start_reaper(state_path, idle_timeout):
+def start_in_background(request):
+    """Start the instance from a detached process, which then stays on as its reaper.
+
+    The launch that finds no instance goes cold at once: a launcher that had run the runtime
+    itself before exec'ing was seen to leave the runtime unable to pass signals on."""
+    import json
     import subprocess
 
     module = os.path.join(os.path.dirname(os.path.realpath(__file__)), "tykky_warm.py")
     if not os.path.isfile(module):
         module = os.path.realpath(__file__)
-    subprocess.Popen([sys.executable, "-IS", module, "reap", state_path, str(idle_timeout)],
-                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                     start_new_session=True, close_fds=True)
+    subprocess.run([sys.executable, "-IS", module, "start"], input=json.dumps(request).encode(),
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                   close_fds=True)
 
 
-def ensure_instance(runtime, container, flags, environ, manifest, prefix, name, read_json=None):
-    """The live instance's state, starting it if needed; returns (state, usage descriptor)."""
-    directory = state_directory()
-    base = os.path.join(directory, name)
+def serve(request):
+    """In the detached process: start the instance unless another process did, then reap it."""
+    base = os.path.join(state_directory(), request["name"])
+    starting = lock(base + ".start", fcntl.LOCK_EX)
+    try:
+        if read_state(base + ".json") is not None:
+            return
+        start_instance(request["runtime"], request["container"], request["name"], request["flags"],
+                       request["environ"], request["manifest"], request["prefix"], base + ".json")
+    finally:
+        os.close(starting)
+    reap(base + ".json", request["manifest"].get("warm", {}).get("idle_timeout", 300))
+
+
+def existing_instance(name, read_json=None):
+    """(state, usage descriptor) of the running instance, or (None, None)."""
+    base = os.path.join(state_directory(), name)
     usage = lock(base + ".usage", fcntl.LOCK_SH)
     state = read_state(base + ".json", read_json)
     if state is None:
-        starting = lock(base + ".start", fcntl.LOCK_EX)
-        try:
-            state = read_state(base + ".json") or start_instance(
-                runtime, container, name, flags, environ, manifest, prefix, base + ".json")
-        finally:
-            os.close(starting)
+        os.close(usage)
+        return None, None
     return state, usage
 
 
@@ -240,7 +253,12 @@ def join(state, command, environ):
 def warm_exec(runtime, container, flags, environ, manifest, prefix, binds, overlays, command, read_json=None):
     """Run command in the warm instance; raises WarmUnavailable to ask for a cold launch."""
     name = instance_name(prefix, manifest, binds, overlays)
-    state, usage = ensure_instance(runtime, container, flags, environ, manifest, prefix, name, read_json)
+    state, usage = existing_instance(name, read_json)
+    if state is None:
+        start_in_background({"runtime": runtime, "container": container, "flags": flags, "environ": environ,
+                             "manifest": {"build_id": manifest["build_id"], "warm": manifest.get("warm", {})},
+                             "prefix": prefix, "name": name})
+        raise WarmUnavailable("no instance yet: starting one for the next launches")
     os.set_inheritable(usage, True)
     join(state, command, joined_environment(environ, state, binds))
 
@@ -253,7 +271,8 @@ def reap(state_path, idle_timeout):
     usage_path = state_path[: -len(".json")] + ".usage"
     interval = max(0.5, min(10.0, idle_timeout / 4.0))
     idle_since = None
-    while read_state(state_path) is not None:
+    # Another instance of the same name may replace this one's state file: reap only our own.
+    while (read_state(state_path) or {}).get("start_time") == state["start_time"]:
         time.sleep(interval)
         descriptor = os.open(usage_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -283,5 +302,13 @@ def replaced(state):
         return True
 
 
-if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "reap":
-    reap(sys.argv[2], float(sys.argv[3]))
+if __name__ == "__main__" and sys.argv[1:] == ["start"]:
+    import json
+
+    task = json.loads(sys.stdin.read())
+    if os.fork() == 0:
+        try:
+            serve(task)
+        finally:
+            os._exit(0)
+    os._exit(0)

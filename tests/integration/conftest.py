@@ -50,3 +50,25 @@ from tests.integration.conda_fixtures import (  # noqa: E402,F401
     mamba_installation,
     updatable_conda,
 )
+
+
+def wait_for(condition, limit: float = 90.0) -> bool:  # type: ignore[no-untyped-def]
+    """Poll a condition; the limit only bounds a hang, it is not what a test measures."""
+    import time
+
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.5)
+    return condition()
+
+
+def instances_of(who, pyz, prefix: Path) -> int:  # type: ignore[no-untyped-def]
+    return who.run(tool(pyz, "warm", "status", str(prefix))).stdout.decode().count(str(prefix))
+
+
+def warm_up(who, pyz, prefix: Path, program: str = "python") -> None:  # type: ignore[no-untyped-def]
+    """The launch that finds no instance runs cold and starts one in the background: wait for it."""
+    who.run([prefix / "bin" / program, "-c", "pass"])
+    assert wait_for(lambda: instances_of(who, pyz, prefix) == 1)

@@ -8,6 +8,7 @@ import pexpect
 import pytest
 
 from tests.helpers import popen, spawn
+from tests.integration.conftest import warm_up
 
 pytestmark = pytest.mark.apptainer
 
@@ -55,7 +56,8 @@ sys.exit(99)
 
 
 @pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1])
-def test_signal_to_wrapper_pid_reaches_program(pip_installation, who, number):
+def test_signal_to_wrapper_pid_reaches_program(pip_installation, who, pyz, number):
+    warm_up(who, pyz, pip_installation)
     process = popen(who, [pip_installation / "bin" / "python", "-c", WAIT_FOR_SIGNAL],
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

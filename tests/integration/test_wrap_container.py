@@ -10,7 +10,7 @@ import pexpect
 import pytest
 
 from tests.helpers import BASE_IMAGE, make_owned_dir, popen, spawn, tool
-from tests.integration.conftest import owned_file
+from tests.integration.conftest import owned_file, warm_up
 
 pytestmark = pytest.mark.apptainer
 
@@ -139,7 +139,8 @@ def test_exit_code_is_the_programs(prefix, who, code):
     assert completed.returncode == code
 
 
-def test_signal_reaches_the_program(prefix, who):
+def test_signal_reaches_the_program(prefix, who, pyz):
+    warm_up(who, pyz, prefix, "python3")
     program = ("import os, signal, sys, time\n"
                # os.write: the signal may land while the buffered "ready" write is still returning.
                "signal.signal(signal.SIGTERM, lambda n, f: (os.write(1, b'got %d\\n' % n), sys.exit(40 + n)))\n"

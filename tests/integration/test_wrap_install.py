@@ -14,7 +14,7 @@ import pexpect
 import pytest
 
 from tests.helpers import make_owned_dir, popen, spawn, tool
-from tests.integration.conftest import owned_file
+from tests.integration.conftest import instances_of, owned_file, wait_for
 
 pytestmark = pytest.mark.apptainer
 
@@ -123,7 +123,9 @@ def test_hostile_arguments_pass_byte_exact(wrapped, who):
     assert completed.stdout == b"".join(a.encode() + b"\0" for a in HOSTILE_ARGUMENTS)
 
 
-def test_signal_reaches_the_program(wrapped, who):
+def test_signal_reaches_the_program(wrapped, who, pyz):
+    who.run([wrapped / "bin" / "hello"])
+    assert wait_for(lambda: instances_of(who, pyz, wrapped) == 1)
     process = popen(who, [wrapped / "bin" / "hello", "wait"], stdout=subprocess.PIPE)
     try:
         assert process.stdout.readline() == b"ready\n"
