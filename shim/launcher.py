@@ -19,6 +19,7 @@ CONTAINER_MARK = "/.singularity.d"
 KEEP_RUNTIME_VARS = ("CACHEDIR", "TMPDIR", "CONFIGDIR", "MESSAGELEVEL", "DISABLE_CACHE")
 NEVER_BIND = ("dev", "proc", "sys")
 PATH_LIKE = ("PATH", "LD_LIBRARY_PATH")
+RUNTIME_LIBRARY_DIR = "/.singularity.d/libs"
 
 
 class LaunchError(Exception):
@@ -231,6 +232,9 @@ def container_environment(manifest, prefix, venv_bin):
                 prepend.insert(0, venv_bin)
         append = list(spec.get("append", [])) + list(activation.get("append", {}).get(name, []))
         env[name] = join_path(prepend + [outer] + append)
+    # The runtime appends its own library directory itself; listing it here would double it.
+    env["LD_LIBRARY_PATH"] = ":".join(entry for entry in env["LD_LIBRARY_PATH"].split(":")
+                                      if entry and entry != RUNTIME_LIBRARY_DIR)
     if venv_bin:
         env["VIRTUAL_ENV"] = os.path.dirname(venv_bin)
     return env

@@ -217,6 +217,9 @@ def joined_environment(environ, state, binds):
     for key, value in environ.items():
         if key.startswith("APPTAINERENV_"):
             result[key[len("APPTAINERENV_"):]] = value
+    # As the runtime does on a cold launch: a non-empty value gets its library directory last.
+    if result.get("LD_LIBRARY_PATH"):
+        result["LD_LIBRARY_PATH"] += ":/.singularity.d/libs"
     return result
 
 
