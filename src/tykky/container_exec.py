@@ -5,11 +5,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from tykky_shim import launcher
+
 from tykky import hostpip, runner
 from tykky.config import Config
 from tykky.runtime import Runtime, clean_environment, exec_argv
 
-NEVER_BIND = ("/dev", "/proc", "/sys")
 # The caller's settings for the host's Python: in a build they would redirect (or break) the
 # container's Python and change what gets installed.
 CALLER_PYTHON_VARIABLES = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONPLATLIBDIR")
@@ -20,14 +21,8 @@ def template(name: str) -> str:
 
 
 def host_top_level_dirs(excluded: Sequence[str]) -> List[str]:
-    """isolate: no binds every real top-level directory of the host, as the launcher does."""
-    entries = []
-    for entry in sorted(os.listdir("/")):
-        path = "/" + entry
-        if path in NEVER_BIND or path in excluded or os.path.islink(path) or not os.path.isdir(path):
-            continue
-        entries.append(path)
-    return entries
+    """isolate: no binds every real top-level directory of the host: the launcher's own policy."""
+    return launcher.top_level_binds(set(excluded))
 
 
 @dataclass(frozen=True)
