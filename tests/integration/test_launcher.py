@@ -50,7 +50,9 @@ def handler(number, frame):
 for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1"):
     signal.signal(getattr(signal, name), handler)
 sys.stdout.write("ready\\n"); sys.stdout.flush()
-time.sleep(120)
+# Short sleeps: a handler that runs just before a long sleep starts would wait for its end.
+for _ in range(2400):
+    time.sleep(0.05)
 sys.exit(99)
 """
 
@@ -151,7 +153,7 @@ def test_ctrl_c_in_repl_interrupts_not_kills(pip_installation, who):
     child = spawn(who, [pip_installation / "bin" / "python", "-q"])
     child.expect(">>> ")
     # The marker is built at run time so that the echo of the typed line cannot match it.
-    child.sendline("import time; print('sle' + 'eping', flush=True); time.sleep(60)")
+    child.sendline("import time; print('sle' + 'eping', flush=True); [time.sleep(0.05) for _ in range(1200)]")
     child.expect("sleeping")
     child.sendintr()
     child.expect("KeyboardInterrupt")

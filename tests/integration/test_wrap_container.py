@@ -144,7 +144,9 @@ def test_signal_reaches_the_program(prefix, who, pyz):
     program = ("import os, signal, sys, time\n"
                # os.write: the signal may land while the buffered "ready" write is still returning.
                "signal.signal(signal.SIGTERM, lambda n, f: (os.write(1, b'got %d\\n' % n), sys.exit(40 + n)))\n"
-               "sys.stdout.write('ready\\n'); sys.stdout.flush(); time.sleep(120)")
+               "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
+               # Short sleeps: a handler that runs just before a long sleep starts would wait for its end.
+               "for _ in range(2400): time.sleep(0.05)")
     process = popen(who, [prefix / "bin" / "python3", "-c", program], stdout=subprocess.PIPE)
     try:
         assert process.stdout.readline() == b"ready\n"
