@@ -133,7 +133,10 @@ def start_instance(runtime, container, name, flags, environ, manifest, prefix, s
     environ = dict(environ)
     for variable in ("APPTAINER_BIND", "SINGULARITY_BIND"):
         environ[variable] = ",".join(b for b in (environ.get(variable, ""), "/proc") if b)
-    argv = [runtime, "-q", "instance", "start", "--no-mount", "proc"] + flags + [container, name]
+    # A setuid runtime would start the instance in no namespace of this user, which only root
+    # can enter: --userns keeps it joinable (the unprivileged runtime implies it).
+    userns = ["--userns"] if os.geteuid() != 0 else []
+    argv = [runtime, "-q", "instance", "start", "--no-mount", "proc"] + userns + flags + [container, name]
     try:
         run_quietly(argv, environ)
     except WarmUnavailable:
@@ -159,8 +162,8 @@ def subprocess_stop(runtime, name, environ):
 def start_in_background(request):
     """Start the instance from a detached process, which then stays on as its reaper.
 
-    The launch that finds no instance goes cold at once: a launcher that had run the runtime
-    itself before exec'ing was seen to leave the runtime unable to pass signals on."""
+    The launch that finds no instance goes cold at once rather than wait: starting an instance
+    and reading its environment takes longer than one cold launch."""
     import json
     import subprocess
 
@@ -232,6 +235,8 @@ def working_directory(environ):
 
 def join(state, command, environ):
     """Enter the instance and exec command; returns only if entering failed."""
+    if not state["user_namespace"] and os.geteuid() != 0:
+        raise WarmUnavailable("the instance runs in no user namespace of this user: only root can enter it")
     pid = state["pid"]
     cwd = working_directory(environ)
     if hasattr(os, "setns"):
