@@ -161,7 +161,16 @@ def script_packages() -> List[Package]:
         Package("tykky-postlink", "1.0", {"bin/.tykky-postlink-post-link.sh": postlink.encode()}, noarch="generic"),
         Package("tykky-extra", "1.0", {"bin/tykky-extra": b"#!/bin/sh\necho extra package here\n"},
                 executables=("bin/tykky-extra",), noarch="generic"),
-    ]
+    ] + [versioned(version) for version in ("1.0", "2.0")]
+
+
+def versioned(version: str) -> Package:
+    """Each version has a data directory of its own: upgrading removes the old one."""
+    major = version.split(".")[0]
+    return Package("tykky-versioned", version,
+                   {"bin/tykky-versioned": f"#!/bin/sh\necho version {version}\n".encode(),
+                    f"share/tykky-versioned/v{major}/data.txt": f"data of {version}\n".encode()},
+                   executables=("bin/tykky-versioned",), noarch="generic")
 
 
 def stand_in(name: str) -> Package:

@@ -21,11 +21,14 @@ import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 from tykky import log, runner
 from tykky.config import Config
 from tykky.errors import TykkyError
+
+if TYPE_CHECKING:
+    from tykky.container_exec import BuildContainer
 
 RATTLER_VERSION = "0.28.0"
 MINIMUM_PYTHON = (3, 10)
@@ -149,16 +152,26 @@ class SolverFailure(TykkyError):
         self.kind = kind
 
 
-def run_worker(backend: Backend, request: Mapping[str, Any], workdir: Path) -> Dict[str, Any]:
-    """Run one solve-and-install in the worker process; its failures raise SolverFailure."""
+def run_worker(backend: Backend, request: Mapping[str, Any], workdir: Path,
+               container: Optional["BuildContainer"] = None) -> Dict[str, Any]:
+    """Run one solve-and-install in the worker process; its failures raise SolverFailure.
+
+    With a container (an update over image layers) the worker runs inside it, so that it reads
+    the installed records and writes its changes through the container's writable layer.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     script, request_file, response_file = (workdir / WORKER, workdir / "request.json", workdir / "response.json")
     script.write_text(worker_source())
     request_file.write_text(json.dumps(dict(request, rattler_path=backend.site), indent=1))
     if response_file.exists():
         response_file.unlink()
-    completed = runner.run([backend.python, "-I", str(script), str(request_file), str(response_file)],
-                           what="solving and installing the conda packages", check=False)
+    argv = [backend.python, "-I", str(script), str(request_file), str(response_file)]
+    what = "solving and installing the conda packages"
+    if container is None:
+        completed = runner.run(argv, what=what, check=False)
+    else:
+        binds = _backend_binds(backend) if container.config.isolate else []
+        completed = container.run(argv, what=what, check=False, extra_binds=binds)
     try:
         response: Dict[str, Any] = json.loads(response_file.read_text())
     except (OSError, ValueError):
@@ -168,6 +181,12 @@ def run_worker(backend: Backend, request: Mapping[str, Any], workdir: Path) -> D
         log.debug(response.get("traceback", ""))
         raise SolverFailure(response.get("kind", "internal"), response.get("message", ""))
     return response
+
+
+def _backend_binds(backend: Backend) -> List[str]:
+    """The worker's interpreter installation and py-rattler, for containers that bind little."""
+    root = str(Path(os.path.realpath(backend.python)).parents[1])
+    return ([root] if root not in ("/", "/usr") else []) + ([backend.site] if backend.site else [])
 
 
 def indent(text: str) -> str:

@@ -5,7 +5,7 @@ are the dist-info directories no conda package owns.
 """
 import json
 from pathlib import Path
-from typing import Dict, List, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 LIST_PACKAGES = "bin/list-packages"
 
@@ -65,9 +65,12 @@ def listing(env: Path, env_path: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_list_packages(env: Path, env_path: str) -> Path:
-    """A script in the env's bin that prints the listing; wrapped like every other program."""
-    text = listing(env, env_path)
+def write_list_packages(env: Path, env_path: str, records_env: Optional[Path] = None) -> Path:
+    """A script in the env's bin that prints the listing; wrapped like every other program.
+
+    records_env: where to read the records, when not in env itself (an update over layers).
+    """
+    text = listing(records_env or env, env_path)
     marker = "TYKKY_PACKAGE_LIST_END"
     script = env / LIST_PACKAGES
     script.parent.mkdir(parents=True, exist_ok=True)

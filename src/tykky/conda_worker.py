@@ -7,9 +7,10 @@ runtime threads can crash the interpreter's own shutdown after a successful inst
 
 Request keys: rattler_path (put first on sys.path, may be empty), channels, channel_alias,
 specs, explicit (package URLs, instead of specs), target_prefix, alternative_target_prefix,
-cache_dir, platform (empty: this host's). The response is {"ok": true, "packages": [...],
-"new": [...], "solve_seconds": s, "install_seconds": s} or {"ok": false, "kind": k,
-"message": m} with kind one of spec, solve, channel, explicit, install, backend, internal.
+cache_dir, platform (empty: this host's), keep_installed (refuse to change or remove an
+installed package). The response is {"ok": true, "packages": [...], "new": [...],
+"solve_seconds": s, "install_seconds": s} or {"ok": false, "kind": k, "message": m} with kind
+one of spec, solve, channel, explicit, install, backend, needs-removals, internal.
 """
 import asyncio
 import json
@@ -151,6 +152,15 @@ async def install(request: Dict[str, Any], records: List[Any]) -> Tuple[List[Dic
     return packages, new
 
 
+def check_keeps_installed(prefix: str, records: List[Any]) -> None:
+    """Refuse a transaction that would change or remove an installed package."""
+    wanted = {(r.name.normalized, str(r.version), str(r.build)) for r in records}
+    changed = sorted(r.name.normalized for r in installed_records(prefix)
+                     if (r.name.normalized, str(r.version), str(r.build)) not in wanted)
+    if changed:
+        raise WorkerError("needs-removals", f"The update changes or removes installed packages ({', '.join(changed)})")
+
+
 def describe(record: Any) -> Dict[str, Any]:
     return {"name": record.name.normalized, "version": str(record.version), "build": str(record.build),
             "build_number": record.build_number, "channel": str(record.channel or ""), "url": str(record.url),
@@ -164,6 +174,8 @@ async def run(request: Dict[str, Any]) -> Dict[str, Any]:
     else:
         records = await solve(request, channel_objects(request))
     solved = time.monotonic()
+    if request.get("keep_installed"):
+        check_keeps_installed(request["target_prefix"], records)
     packages, new = await install(request, records)
     return {"ok": True, "packages": packages, "new": new, "solve_seconds": solved - started,
             "install_seconds": time.monotonic() - solved}

@@ -39,6 +39,14 @@ class BuildContainer:
     build: Path
     # Image layers stacked at the container root (":ro") and, last, a writable upper directory.
     overlays: Tuple[str, ...] = ()
+    # Whether the writable layer can remove directories of the layers below it.
+    lower_removals: bool = True
+
+    def writable_tree(self) -> Optional[Path]:
+        """Host directory of the installation path in the writable layer of a stacked container."""
+        if not self.overlays or self.overlays[-1].endswith(":ro"):
+            return None
+        return Path(self.overlays[-1]) / "upper" / self.config.installation_path.strip("/")
 
     def binds(self, extra: Sequence[str] = ()) -> List[str]:
         config = self.config

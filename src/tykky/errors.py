@@ -18,3 +18,7 @@ class TykkyError(Exception):
         if self.details:
             return f"{self.message}\n{self.details}"
         return self.message
+
+
+class NeedsRebuild(TykkyError):
+    """An update step cannot run over the image layers here; the image is rebuilt instead."""

@@ -16,7 +16,7 @@ from tykky import manifest as manifest_module
 from tykky.builddir import build_directory
 from tykky.config import Config
 from tykky.container_exec import BuildContainer
-from tykky.errors import TykkyError
+from tykky.errors import NeedsRebuild, TykkyError
 from tykky.image_build import make_manifest, squash_tree
 from tykky.manifest import Layer, Manifest
 from tykky.probe import ProbeResult
@@ -137,7 +137,10 @@ def _try_stacked_update(config: Config, mode: ModeSteps, prefix: Path, previous:
     """
     removals_work = layers.removals_work(runtime, prefix, previous, config, build)
     try:
-        manifest = _stacked_update(config, mode, prefix, previous, runtime, build, staged)
+        manifest = _stacked_update(config, mode, prefix, previous, runtime, build, staged, removals_work)
+    except NeedsRebuild as error:
+        log.info(f"{error.message} Rebuilding the image instead.")
+        return False
     except TykkyError as error:
         if removals_work or not any(sign in error.details for sign in OVERLAY_REMOVAL_FAILURES):
             raise
@@ -161,9 +164,9 @@ def _finish_update(config: Config, mode: ModeSteps, prefix: Path, previous: Mani
 
 
 def _stacked_update(config: Config, mode: ModeSteps, prefix: Path, previous: Manifest, runtime: Runtime,
-                    build: Path, staged: Mapping[str, Optional[str]]) -> Manifest:
+                    build: Path, staged: Mapping[str, Optional[str]], removals_work: bool) -> Manifest:
     """Run the install step over the existing layers; what it changed becomes a new layer."""
-    container, upper = layers.stacked_container(runtime, prefix, previous, config, build)
+    container, upper = layers.stacked_container(runtime, prefix, previous, config, build, removals_work)
     mode.fill_tree(config, container)
     image = build / "layer.sqfs"
     build_id, found = squash_tree(config, container, mode.wrapper_paths(config), image,

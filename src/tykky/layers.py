@@ -73,11 +73,12 @@ def layer_name(build_id: str) -> str:
 
 
 def stacked_container(runtime: Runtime, prefix: Path, previous: Manifest, config: Config,
-                      build: Path) -> Tuple[BuildContainer, Path]:
+                      build: Path, lower_removals: bool) -> Tuple[BuildContainer, Path]:
     """A build container seeing the installation's layers with a writable layer on top."""
     overlay = upper_directory(build)
     overlays = tuple(overlays_of(prefix, previous.layers)) + (str(overlay),)
-    container = BuildContainer(runtime, prefix / previous.container, config, None, build, overlays=overlays)
+    container = BuildContainer(runtime, prefix / previous.container, config, None, build, overlays=overlays,
+                               lower_removals=lower_removals)
     return container, overlay / "upper"
 
 

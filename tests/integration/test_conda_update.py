@@ -62,6 +62,11 @@ def test_update_adds_packages_while_a_program_keeps_running(updatable_conda, who
                  "--post-install", str(post)), cwd=home)
     output, _ = running.communicate(b"\n", timeout=60)
     assert running.returncode == 0 and b"tykky-hello" in output and b"tykky-extra" not in output
+    # The update ran over the image with a writable layer on top: the image is kept, a layer of
+    # the new packages is added.
+    layers = manifest(updatable_conda)["layers"]
+    assert [layer["image"] for layer in layers][:1] == ["img.sqfs"] and len(layers) == 2
+    assert (updatable_conda / layers[1]["image"]).stat().st_size < (updatable_conda / "img.sqfs").stat().st_size
     assert who.run([updatable_conda / "bin" / "tykky-extra"]).stdout == b"extra package here\n"
     assert who.run([updatable_conda / "bin" / "tykky-hello"]).stdout.startswith(b"hello from libtykkyhello")
     check = 'cat "$CONDA_PREFIX/second.txt"; echo "$TYKKY_ACTIVATED"'
@@ -153,3 +158,28 @@ def test_missing_env_file(who, pyz, user_dirs):
     assert completed.returncode != 0
     assert b"no-such-env.yml does not exist" in completed.stderr and b"Traceback" not in completed.stderr
     assert not (home / "conda-none").exists()
+
+
+def test_upgrading_a_package_over_layers_or_by_rebuilding(who, pyz, user_dirs, conda_channel):
+    """An upgrade removes the old version's files, which lie in a lower layer.
+
+    Where the overlay can remove them the update is a new layer holding the whiteouts; where it
+    cannot (the check is logged), the solver refuses to change installed packages over layers
+    and the image is rebuilt. Either way the old version is gone.
+    """
+    home = user_dirs[who.name]
+    build(who, pyz, home, "conda-upgrade", environment_yml(conda_channel, ["tykky-versioned ==1.0"]))
+    prefix = home / "conda-upgrade"
+    newer = write_owned(make_owned_dir(home / "conda-inputs-upgrade", who) / "newer.yml",
+                        environment_yml(conda_channel, ["tykky-versioned >=2"]), who)
+    completed = who.run(tool(pyz, "conda-containerize", "update", str(prefix), "-e", str(newer)), cwd=home,
+                        env={"CW_LOG_LEVEL": "2"})
+    log = completed.stdout.decode() + completed.stderr.decode()
+    assert who.run([prefix / "bin" / "tykky-versioned"]).stdout == b"version 2.0\n"
+    check = f"test ! -e {ENV}/share/tykky-versioned/v1 && cat {ENV}/share/tykky-versioned/v2/data.txt"
+    assert who.run([prefix / "bin" / "_debug_exec", "/bin/sh", "-c", check]).stdout == b"data of 2.0\n"
+    layers = manifest(prefix)["layers"]
+    if "cannot be removed through the overlay" in log:
+        assert "changes or removes installed packages (tykky-versioned)" in log and len(layers) == 1
+    else:
+        assert len(layers) == 2

@@ -21,7 +21,8 @@ KEPT_KEYS = ("env_name", "use_mamba", "activate_scripts_at_launch", "channel_ali
 def mode_steps(env_file: Optional[EnvFile]) -> ModeSteps:
     build = CondaBuild(env_file)
     return ModeSteps(name=MODE, stage_inputs=build.stage_inputs, fill_tree=build.fill_tree,
-                     wrapper_paths=build.wrapper_paths, python=build.python, activation=build.activation)
+                     wrapper_paths=build.wrapper_paths, python=build.python, activation=build.activation,
+                     layered_update=True)
 
 
 def new(config: Config) -> Path:

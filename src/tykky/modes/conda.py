@@ -3,7 +3,9 @@
 The solver and installer (py-rattler, see conda_backend.py) run on the host and install into
 the build tree with every prefix placeholder patched for the in-container path; only what
 needs the container runs in it: pre-/post-install commands, post-link scripts, the `pip:`
-section and -r (with the environment active), and the one-time activation capture.
+section and -r (with the environment active), and the one-time activation capture. An update
+over image layers has no host tree: the installer runs inside the container, over the layers
+with a writable one on top, and the host reads the records through a small exported view.
 
 The image's `.tykky/conda.json` records the channels and specs, so `update` re-solves with
 the previous specs plus the new ones.
@@ -17,10 +19,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from tykky import conda_activation, conda_backend, conda_listing, hostpip, log, runner
+from tykky.builddir import remove_tree
 from tykky.conda_env_file import EnvFile, merge_channels, merge_specs, spec_name
 from tykky.config import Config
 from tykky.container_exec import BuildContainer, template
-from tykky.errors import TykkyError
+from tykky.errors import NeedsRebuild, TykkyError
 from tykky.modes import pip as pip_mode
 
 STATE_FILE = ".tykky/conda.json"
@@ -141,9 +144,10 @@ class CondaBuild:
 
     def fill_tree(self, config: Config, container: BuildContainer) -> None:
         check_env_name(config)
-        self.tree, self.out = container.tree, container.build / "conda-out"
+        self.out = container.build / "conda-out"
         self.out.mkdir(exist_ok=True)
-        previous = CondaState.load(container.tree)
+        self.tree = container.tree if container.tree is not None else export_view(config, container)
+        previous = CondaState.load(self.tree)
         if previous and previous.env_name != config.env_name:
             raise TykkyError(f"The installation's environment is {previous.env_name}, not {config.env_name}: "
                              "do not change env_name in an update.")
@@ -152,8 +156,12 @@ class CondaBuild:
             self._run_script(config, container, "pre", {"TYKKY_PRE_INSTALL": str(inputs / "pre-install.sh")})
         state, new_packages = self._install_packages(config, container, previous)
         self._run_script(config, container, "post", self._post_variables(config, container, state, new_packages))
-        conda_listing.write_list_packages(container.tree / config.env_name, env_path(config))
-        state.save(container.tree)
+        # Over image layers the host writes into the writable layer what it would write into the tree.
+        written = container.tree if container.tree is not None else container.writable_tree()
+        if container.tree is None:
+            self.tree = export_view(config, container)
+        conda_listing.write_list_packages(written / config.env_name, env_path(config), self.tree / config.env_name)
+        state.save(written)
 
     def _install_packages(self, config: Config, container: BuildContainer,
                           previous: Optional[CondaState]) -> Tuple[CondaState, List[str]]:
@@ -172,7 +180,7 @@ class CondaBuild:
             log.info(f"Installing {' and '.join(state.base_specs)} into {base_path(config)} (--mamba)")
             base_request = dict(request, specs=list(state.base_specs), explicit=[],
                                 channels=list(state.channels or resolve_channels(config, ())),
-                                target_prefix=str(container.tree / BASE_NAME),
+                                target_prefix=target_prefix(container, BASE_NAME, base_path(config)),
                                 alternative_target_prefix=base_path(config))
             self._run_worker(backend, base_request, container, "base")
         if explicit:
@@ -182,8 +190,12 @@ class CondaBuild:
     def _run_worker(self, backend: conda_backend.Backend, request: Dict[str, Any], container: BuildContainer,
                     label: str) -> Dict[str, Any]:
         try:
-            response = conda_backend.run_worker(backend, request, container.build / f"solver-{label}")
+            response = conda_backend.run_worker(backend, request, container.build / f"solver-{label}",
+                                                container=None if container.tree is not None else container)
         except conda_backend.SolverFailure as failure:
+            if failure.kind == "needs-removals":
+                raise NeedsRebuild(f"{failure.details.strip()} and this overlay cannot remove the image's "
+                                   "directories.") from None
             raise TykkyError(self._explain(failure.kind, request), details=failure.details) from None
         log.info(f"Solved in {response.get('solve_seconds', 0.0):.2f} s, installed {len(response['new'])} "
                  f"packages in {response.get('install_seconds', 0.0):.2f} s")
@@ -240,9 +252,11 @@ class CondaBuild:
                  explicit: List[str]) -> Dict[str, Any]:
         alias = config.channel_alias or str(condarc_settings(config).get("channel_alias") or "")
         return {"channels": list(state.channels), "channel_alias": alias, "specs": list(state.specs),
-                "explicit": explicit, "target_prefix": str(container.tree / config.env_name),
+                "explicit": explicit, "target_prefix": target_prefix(container, config.env_name, env_path(config)),
                 "alternative_target_prefix": env_path(config),
-                "cache_dir": str(container.build / "pkgs") if config.no_cache else None}
+                "cache_dir": str(container.build / "pkgs") if config.no_cache else None,
+                # Over layers whose directories cannot be removed: add packages, never change one.
+                "keep_installed": container.tree is None and not container.lower_removals}
 
     # -- inside the container -------------------------------------------------------------------
 
@@ -253,7 +267,7 @@ class CondaBuild:
         variables = {"TYKKY_ENV": env_path(config), "TYKKY_ENV_NAME": config.env_name,
                      "TYKKY_WORKDIR": os.getcwd(), "TYKKY_SCRIPT": str(script), "TYKKY_OUT": str(self.out),
                      "TYKKY_NO_CACHE": "yes" if config.no_cache else "no"}
-        if (container.tree / BASE_NAME / "conda-meta").is_dir():
+        if self.tree is not None and (self.tree / BASE_NAME / "conda-meta").is_dir():
             variables["TYKKY_CONDA_BASE"] = base_path(config)
         return variables
 
@@ -282,6 +296,46 @@ class CondaBuild:
             variables["TYKKY_UV"] = install_uv(config, container)
             variables.update(hostpip.uv_environment(os.environ))
         return variables
+
+
+def target_prefix(container: BuildContainer, name: str, in_container: str) -> str:
+    """Where the installer writes: the build tree, or (over image layers) the path inside."""
+    return str(container.tree / name) if container.tree is not None else in_container
+
+
+def export_view(config: Config, container: BuildContainer) -> Path:
+    """What the host-side steps read of an installation seen through image layers.
+
+    The records and markers only (conda-meta, the state file, the names of dist-info
+    directories and of bin/python and bin/pip): their size grows with the package count,
+    not with the installation.
+    """
+    view = container.build / "view"
+    remove_tree(view)
+    view.mkdir()
+    container.run(["/bin/bash", "-c", EXPORT_VIEW, "export_view", config.installation_path, str(view),
+                   config.env_name, BASE_NAME], what="reading the installed conda records")
+    return view
+
+
+EXPORT_VIEW = r"""set -e
+source=$1 view=$2
+[ -d "$source/.tykky" ] && cp -a "$source/.tykky" "$view/"
+for env in "$3" "$4"; do
+    [ -d "$source/$env/conda-meta" ] || continue
+    mkdir -p "$view/$env/bin"
+    cp -a "$source/$env/conda-meta" "$view/$env/"
+    for program in python pip; do
+        if [ -e "$source/$env/bin/$program" ] || [ -L "$source/$env/bin/$program" ]; then
+            touch "$view/$env/bin/$program"
+        fi
+    done
+    for info in "$source/$env"/lib/python*/site-packages/*.dist-info; do
+        [ -d "$info" ] && mkdir -p "$view/$env/${info#"$source/$env/"}"
+    done
+done
+true
+"""
 
 
 def install_uv(config: Config, container: BuildContainer) -> str:
