@@ -9,8 +9,10 @@ terminal and the exit code need no forwarding.
 State lives in /tmp/tykky-warm-<uid>/ (node-local): <name>.json describes the instance,
 <name>.usage is flock'ed shared by every program running in it (the descriptor is inherited
 through exec and released when the program and its children are gone), <name>.start
-serialises starting. A reaper process started with the instance stops it once nobody has held
-the usage lock for the idle timeout, or as soon as it is unused after an update replaced it.
+serialises starting, <name>.failed holds the prefix and why the last start failed (launches
+stay cold without retrying for FAILURE_PAUSE seconds). A reaper process started with the
+instance stops it once nobody has held the usage lock for the idle timeout, or as soon as it is
+unused after an update replaced it.
 
 Stdlib only, Python >= 3.6. Any failure raises WarmUnavailable: the caller launches cold.
 """
@@ -20,6 +22,7 @@ import sys
 import time
 
 STATE_ROOT = "/tmp/tykky-warm-%d"
+FAILURE_PAUSE = 600  # seconds without new attempts after an instance failed to start
 RUNTIME_DEFAULT_PATH = "/bin:/usr/bin:/sbin:/usr/sbin:/usr/local/bin:/usr/local/sbin"
 
 
@@ -182,8 +185,15 @@ def serve(request):
     try:
         if read_state(base + ".json") is not None:
             return
-        start_instance(request["runtime"], request["container"], request["name"], request["flags"],
-                       request["environ"], request["manifest"], request["prefix"], base + ".json")
+        try:
+            start_instance(request["runtime"], request["container"], request["name"], request["flags"],
+                           request["environ"], request["manifest"], request["prefix"], base + ".json")
+        except Exception as error:  # noqa: BLE001 - any failure: launches stay cold for a while
+            with open(base + ".failed", "w") as handle:
+                handle.write("%s\n%s\n" % (request["prefix"], error))
+            return
+        if os.path.exists(base + ".failed"):
+            os.unlink(base + ".failed")
     finally:
         os.close(starting)
     reap(base + ".json", request["manifest"].get("warm", {}).get("idle_timeout", 300))
@@ -258,11 +268,29 @@ def join(state, command, environ):
     os.execve(nsenter, argv, environ)
 
 
+def recent_failure(name):
+    """Why starting the instance failed, if it did within FAILURE_PAUSE seconds.
+
+    Where instances cannot start (no user namespaces, site policy) each launch would otherwise
+    have a detached process try again, and fail again, next to every program."""
+    path = os.path.join(state_directory(), name + ".failed")
+    try:
+        if time.time() - os.stat(path).st_mtime < FAILURE_PAUSE:
+            with open(path) as handle:
+                return handle.read().partition("\n")[2].strip() or "unknown error"
+    except OSError:
+        pass
+    return ""
+
+
 def warm_exec(runtime, container, flags, environ, manifest, prefix, binds, overlays, command, read_json=None):
     """Run command in the warm instance; raises WarmUnavailable to ask for a cold launch."""
     name = instance_name(prefix, manifest, binds, overlays)
     state, usage = existing_instance(name, read_json)
     if state is None:
+        failed = recent_failure(name)
+        if failed:
+            raise WarmUnavailable("starting an instance failed lately: %s" % failed)
         start_in_background({"runtime": runtime, "container": container, "flags": flags, "environ": environ,
                              "manifest": {"build_id": manifest["build_id"], "warm": manifest.get("warm", {})},
                              "prefix": prefix, "name": name})

@@ -1,5 +1,6 @@
 """Pure parts of the warm-mount module (shim/warm.py); real instances are in integration/test_warm.py."""
 import os
+import time
 
 import pytest
 from tykky_shim import warm
@@ -34,3 +35,44 @@ def test_instances_of_users_start_in_a_user_namespace(monkeypatch, tmp_path, eui
                             "/p", str(tmp_path / "x.json"))
     assert started and ("--userns" in started[0]) is expected
     assert started[0][-2:] == ["/c.sif", "tykky-x"] and "--cleanenv" in started[0]
+
+
+def failing_start(monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
+    """A state directory of the test's own, and a runtime whose instances never start."""
+    monkeypatch.setenv("TYKKY_WARM_DIR", str(tmp_path / "state"))
+
+    def refuse(*args, **kwargs):  # the runner seam: no runtime is run
+        raise warm.WarmUnavailable("instance start failed: no user namespaces here")
+
+    monkeypatch.setattr(warm, "start_instance", refuse)
+    request = {"runtime": "/usr/bin/apptainer", "container": "/p/container.sif", "flags": [], "environ": {},
+               "manifest": {"build_id": "b", "warm": {}}, "prefix": "/p", "name": "tykky-x"}
+    warm.serve(request)
+    return request
+
+
+def test_a_failed_start_is_recorded_and_not_retried_at_every_launch(monkeypatch, tmp_path):
+    failing_start(monkeypatch, tmp_path)
+    assert warm.recent_failure("tykky-x") == "instance start failed: no user namespaces here"
+    monkeypatch.setattr(warm, "instance_name", lambda *args: "tykky-x")
+    started = []
+    monkeypatch.setattr(warm, "start_in_background", started.append)
+    with pytest.raises(warm.WarmUnavailable, match="failed lately"):
+        warm.warm_exec("/usr/bin/apptainer", "/p/container.sif", [], {}, {"build_id": "b"}, "/p", [], [], ["true"])
+    assert started == []
+
+
+def test_a_failure_is_forgotten_after_the_pause(monkeypatch, tmp_path):
+    failing_start(monkeypatch, tmp_path)
+    old = time.time() - warm.FAILURE_PAUSE - 1
+    os.utime(tmp_path / "state" / "tykky-x.failed", (old, old))
+    assert warm.recent_failure("tykky-x") == ""
+
+
+def test_status_names_the_installation_whose_start_failed(monkeypatch, tmp_path):
+    from tykky.commands import warm as warm_command
+
+    failing_start(monkeypatch, tmp_path)
+    text = warm_command.status(None)
+    assert text.startswith("No warm instances")
+    assert "Starting an instance of /p failed" in text and "no user namespaces here" in text

@@ -41,9 +41,25 @@ def status(prefix: Optional[Path]) -> str:
         current = "" if not warm.replaced(state) else " (replaced by an update)"
         lines.append(f"{state['name']:24} {state['pid']:>8} {'in use' if _in_use(state) else 'idle':7} "
                      f"{state['prefix']}{current}")
+    failures = _recent_failures(prefix)
     if len(lines) == 1:
-        return "No warm instances of this user on this node."
-    return "\n".join(lines)
+        return "\n".join(["No warm instances of this user on this node."] + failures)
+    return "\n".join(lines + failures)
+
+
+def _recent_failures(prefix: Optional[Path]) -> List[str]:
+    """Installations whose instance failed to start lately: their launches run cold meanwhile."""
+    directory = warm.state_directory()
+    found = []
+    for entry in sorted(os.listdir(directory)):
+        if not entry.endswith(".failed"):
+            continue
+        why = warm.recent_failure(entry[: -len(".failed")])
+        failed_prefix = Path(directory, entry).read_text().partition("\n")[0]
+        if why and (prefix is None or os.path.realpath(failed_prefix) == os.path.realpath(prefix)):
+            found.append(f"Starting an instance of {failed_prefix} failed (launches run cold for "
+                         f"{warm.FAILURE_PAUSE // 60} minutes): {why}")
+    return found
 
 
 def stop(prefix: Optional[Path], force: bool) -> List[str]:
