@@ -67,14 +67,15 @@ def build_times(bench: Bench, pyz: Path) -> dict:
     requirements = bench.write("requirements.txt", PACKAGES)
     bench.run([sys.executable if bench.uid == 0 else "/usr/bin/python3", "-m", "venv", bench.work / "warmup"])
     bench.run([bench.work / "warmup" / "bin" / "pip", "install", "-q", "-r", requirements])  # fills the pip cache
-    # Twice each, alternating, averaged: one build is at the mercy of the machine's drift.
+    # Twice each, alternating, the faster of the two: noise on this kind of machine only ever
+    # adds time, and one build is at the mercy of it.
     natives, news = [], []
     for attempt in ("1", ""):
         natives.append(bench.timed(["sh", "-c", f"/usr/bin/python3 -m venv {bench.work}/native{attempt} && "
                                                 f"{bench.work}/native{attempt}/bin/pip install -q -r {requirements}"]))
         news.append(bench.timed(["/usr/bin/python3", pyz, "pip-containerize", "new", "--prefix",
                                  bench.work / f"inst{attempt}", requirements]))
-    native, new = sum(natives) / 2, sum(news) / 2
+    native, new = min(natives), min(news)
     before = image_bytes(bench.work / "inst")
     small = bench.write("small.txt", SMALL_PACKAGE)
     update = bench.timed(["/usr/bin/python3", pyz, "pip-containerize", "update", bench.work / "inst", "-r", small])
