@@ -218,6 +218,17 @@ def compact(config: Config, prefix: Path) -> None:
     log.info(f"Compacted {prefix} into one layer")
 
 
+def check_update_mode(prefix: Path, command: str, modes: Tuple[str, ...]) -> str:
+    """The installation's mode, when `command update` can update it."""
+    mode = manifest_module.load(prefix).mode
+    if mode in modes:
+        return mode
+    how = {"wrap-install": "add to it with `pip-containerize update DIR --pre-install F --post-install F`",
+           "wrap-container": "it has no image of its own: run wrap-container again to change it"}
+    raise TykkyError(f"{prefix} is a {mode} installation, which `{command} update` cannot update: "
+                     + how.get(mode, f"update it with `{mode}-containerize update`") + ".")
+
+
 def update_config(config: Config, prefix: Path) -> Config:
     """An update keeps the choices the installation was built with, adding the new inputs."""
     previous = manifest_module.load(prefix)

@@ -98,8 +98,8 @@ def removals_work(runtime: Runtime, prefix: Path, previous: Manifest, config: Co
                               what="checking the overlay", check=False)
     remove_tree(scratch)
     if completed.returncode != 0:
-        log.info("Directories of image layers cannot be removed through the overlay here: "
-                 "updating by rebuilding the image")
+        log.info("Directories of image layers cannot be removed through the overlay here: an update "
+                 "step that needs to remove one makes the update rebuild the image")
     return completed.returncode == 0
 
 

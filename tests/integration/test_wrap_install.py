@@ -231,3 +231,28 @@ def test_missing_wrapper_path_is_an_error(who, pyz, user_dirs, wrapped):
     source = user_dirs[who.name] / "wi-source"
     stderr = failed_build(who, pyz, user_dirs[who.name], "wi-nopath", "-w", "bin,no-such-dir", str(source))
     assert "/TYKKY/no-such-dir" in stderr and "do not exist in the container" in stderr
+
+
+def test_update_runs_commands_over_the_layers_and_wraps_what_they_add(who, pyz, user_dirs):
+    home = user_dirs[who.name]
+    prefix, source = home / "wi-updated", home / "wi-updated-source"
+    build_tree(source, who)
+    who.run(tool(pyz, "wrap-install", "-w", f"bin,{source}/libexec/helper", "--prefix", str(prefix), str(source)),
+            cwd=home)
+    inputs = make_owned_dir(home / "wi-update-inputs", who)
+    later = "$TYKKY_INSTALLATION_PATH/bin/later"
+    post = owned_file(inputs / "post.sh", f'printf "#!/bin/sh\\necho added later\\n" > "{later}"\nchmod +x "{later}"\n',
+                      who)
+    who.run(tool(pyz, "pip-containerize", "update", str(prefix), "--post-install", str(post)), cwd=home)
+    assert len(json.loads((prefix / "_tykky" / "manifest.json").read_text())["layers"]) == 2
+    assert who.run([prefix / "bin" / "later"]).stdout == b"added later\n"
+    assert who.run([prefix / "bin" / "hello"]).stdout == b"greetings from libgreet\n"
+    assert who.run([prefix / "bin" / "helper"]).stdout.startswith(b"helper at ")
+    requirements = owned_file(inputs / "req.txt", "six\n", who)
+    refused = who.run(tool(pyz, "pip-containerize", "update", str(prefix), "-r", str(requirements)), cwd=home,
+                      check=False)
+    assert refused.returncode != 0 and b"made by wrap-install" in refused.stderr and b"Traceback" not in refused.stderr
+    refused = who.run(tool(pyz, "conda-containerize", "update", str(prefix), "--post-install", str(post)),
+                      cwd=home, check=False)
+    assert refused.returncode != 0 and b"pip-containerize update DIR" in refused.stderr
+    assert who.run([prefix / "bin" / "later"]).stdout == b"added later\n"

@@ -6,7 +6,6 @@ from typing import Any, Dict, List, Optional
 import yaml
 
 from tykky import history, installation, log
-from tykky import manifest as manifest_module
 from tykky.conda_env_file import EnvFile, read_env_file
 from tykky.config import Config, coerce
 from tykky.errors import TykkyError
@@ -42,10 +41,7 @@ def _kept_values(prefix: Path) -> Dict[str, Any]:
 
 
 def update(config: Config, prefix: Path) -> None:
-    previous = manifest_module.load(prefix)
-    if previous.mode != MODE:
-        raise TykkyError(f"{prefix} is a {previous.mode} installation, not a conda one: update it with "
-                         f"the command that made it.")
+    installation.check_update_mode(prefix, "conda-containerize", (MODE,))
     env_file = read_env_file(config.env_file) if config.env_file else None
     config = installation.update_config(config, prefix)
     config = config.with_values(**_kept_values(prefix))

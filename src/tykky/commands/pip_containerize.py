@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from tykky import installation
+from tykky.commands import wrap_install as wrap_install_command
 from tykky.config import Config
 from tykky.installation import ModeSteps
 from tykky.modes import pip
@@ -34,4 +35,7 @@ def new(config: Config) -> Path:
 
 
 def update(config: Config, prefix: Path) -> None:
+    if installation.check_update_mode(prefix, "pip-containerize", ("pip", "wrap-install")) == "wrap-install":
+        wrap_install_command.update(config, prefix)
+        return
     installation.update(installation.update_config(config, prefix), mode_steps(), prefix)

@@ -97,6 +97,12 @@ def run_hook(config: Config, container: BuildContainer, name: str, label: str) -
                   variables=variables)
 
 
+def run_update_hooks(config: Config, container: BuildContainer) -> None:
+    """An update: the commands run over the installation as its layers show it."""
+    run_hook(config, container, "pre-install.sh", "pre-install")
+    run_hook(config, container, "post-install.sh", "post-install")
+
+
 def fill_tree(source: Path, config: Config, container: BuildContainer) -> None:
     if container.tree is None:
         raise TykkyError("wrap-install needs a build tree")
