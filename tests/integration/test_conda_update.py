@@ -183,3 +183,17 @@ def test_upgrading_a_package_over_layers_or_by_rebuilding(who, pyz, user_dirs, c
         assert "changes or removes installed packages (tykky-versioned)" in log and len(layers) == 1
     else:
         assert len(layers) == 2
+
+
+def test_update_of_a_mamba_installation_keeps_its_base(mamba_installation, who, pyz, user_dirs, conda_channel):
+    home = user_dirs[who.name]
+    more = write_owned(make_owned_dir(home / "conda-inputs-mamba-more", who) / "more.yml",
+                       environment_yml(conda_channel, ["tykky-extra"]), who)
+    post = write_owned(home / "conda-inputs-mamba-more" / "post.sh",
+                       '"$CONDA_EXE" install -y again > "$CONDA_PREFIX/conda-said.txt"\n', who)
+    who.run(tool(pyz, "conda-containerize", "update", str(mamba_installation), "-e", str(more),
+                 "--post-install", str(post)), cwd=home)
+    assert who.run([mamba_installation / "bin" / "tykky-extra"]).stdout == b"extra package here\n"
+    assert who.run([mamba_installation / "bin" / "tykky-hello"]).stdout.startswith(b"hello from libtykkyhello")
+    said = who.run([mamba_installation / "bin" / "_debug_exec", "/bin/sh", "-c", 'cat "$CONDA_PREFIX/conda-said.txt"'])
+    assert said.stdout.decode().strip() == f"conda stand-in at /TYKKY/base, CONDA_PREFIX={ENV}, args: install -y again"
