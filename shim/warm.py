@@ -117,10 +117,18 @@ def instance_pid(runtime, name, environ):
     raise WarmUnavailable("instance %s is not listed after starting" % name)
 
 
+def userns_flags():
+    """A setuid runtime would start the instance in no namespace of this user, which only root
+    can enter, and refuses to join one started with --userns unless asked again: non-root
+    starts and probes pass --userns (the unprivileged runtime implies it)."""
+    return ["--userns"] if os.geteuid() != 0 else []
+
+
 def container_variables(runtime, name, environ):
     """What the runtime itself sets inside (its markers, the image's own environment)."""
     probe = {"PATH": "/usr/bin:/bin", "HOME": environ.get("HOME", "/")}
-    output = run_quietly([runtime, "-q", "exec", "instance://" + name, "env", "-0"], probe, capture=True)
+    output = run_quietly([runtime, "-q", "exec"] + userns_flags() + ["instance://" + name, "env", "-0"], probe,
+                         capture=True)
     variables = {}
     for entry in output.decode("utf-8", "surrogateescape").split("\0"):
         key, _, value = entry.partition("=")
@@ -136,22 +144,24 @@ def start_instance(runtime, container, name, flags, environ, manifest, prefix, s
     environ = dict(environ)
     for variable in ("APPTAINER_BIND", "SINGULARITY_BIND"):
         environ[variable] = ",".join(b for b in (environ.get(variable, ""), "/proc") if b)
-    # A setuid runtime would start the instance in no namespace of this user, which only root
-    # can enter: --userns keeps it joinable (the unprivileged runtime implies it).
-    userns = ["--userns"] if os.geteuid() != 0 else []
-    argv = [runtime, "-q", "instance", "start", "--no-mount", "proc"] + userns + flags + [container, name]
+    argv = [runtime, "-q", "instance", "start", "--no-mount", "proc"] + userns_flags() + flags + [container, name]
     try:
         run_quietly(argv, environ)
     except WarmUnavailable:
         # A dead instance of the same name may still be registered: clear it once and retry.
         subprocess_stop(runtime, name, environ)
         run_quietly(argv, environ)
-    pid = instance_pid(runtime, name, environ)
-    own_user_namespace = os.readlink("/proc/%d/ns/user" % pid) != os.readlink("/proc/self/ns/user")
-    state = {"pid": pid, "start_time": process_start_time(pid), "name": name, "prefix": prefix,
-             "build_id": manifest["build_id"], "user_namespace": own_user_namespace,
-             "runtime": runtime, "variables": container_variables(runtime, name, environ)}
-    write_state(state_path, state)
+    try:
+        pid = instance_pid(runtime, name, environ)
+        own_user_namespace = os.readlink("/proc/%d/ns/user" % pid) != os.readlink("/proc/self/ns/user")
+        state = {"pid": pid, "start_time": process_start_time(pid), "name": name, "prefix": prefix,
+                 "build_id": manifest["build_id"], "user_namespace": own_user_namespace,
+                 "runtime": runtime, "variables": container_variables(runtime, name, environ)}
+        write_state(state_path, state)
+    except Exception:
+        # Nobody could use an instance without its state: it must not stay running.
+        subprocess_stop(runtime, name, environ)
+        raise
     return state
 
 

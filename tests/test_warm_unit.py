@@ -1,4 +1,5 @@
 """Pure parts of the warm-mount module (shim/warm.py); real instances are in integration/test_warm.py."""
+import json
 import os
 import time
 
@@ -76,3 +77,26 @@ def test_status_names_the_installation_whose_start_failed(monkeypatch, tmp_path)
     text = warm_command.status(None)
     assert text.startswith("No warm instances")
     assert "Starting an instance of /p failed" in text and "no user namespaces here" in text
+
+
+def test_an_instance_whose_start_cannot_finish_is_stopped(monkeypatch, tmp_path):
+    monkeypatch.setattr(os, "geteuid", lambda: 1001)
+    calls = []
+
+    def fake_run(argv, environ, capture=False):  # the runner seam: no runtime is run
+        calls.append(argv)
+        if "list" in argv:
+            return json.dumps({"instances": [{"instance": "tykky-x", "pid": os.getpid()}]}).encode()
+        if "exec" in argv:
+            raise warm.WarmUnavailable("joining user namespace with suid workflow is not allowed")
+        return b""
+
+    stopped = []
+    monkeypatch.setattr(warm, "run_quietly", fake_run)
+    monkeypatch.setattr(warm, "subprocess_stop", lambda runtime, name, environ: stopped.append(name))
+    with pytest.raises(warm.WarmUnavailable, match="suid"):
+        warm.start_instance("/usr/bin/apptainer", "/c.sif", "tykky-x", [], {}, {"build_id": "b"}, "/p",
+                            str(tmp_path / "x.json"))
+    assert stopped == ["tykky-x"] and not (tmp_path / "x.json").exists()
+    probe = next(argv for argv in calls if "exec" in argv)
+    assert probe[probe.index("exec") + 1] == "--userns"
