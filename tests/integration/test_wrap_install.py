@@ -6,6 +6,7 @@ themselves (and, for --mask, by the tree's absolute path).
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -237,8 +238,10 @@ def test_update_runs_commands_over_the_layers_and_wraps_what_they_add(who, pyz, 
     home = user_dirs[who.name]
     prefix, source = home / "wi-updated", home / "wi-updated-source"
     build_tree(source, who)
-    who.run(tool(pyz, "wrap-install", "-w", f"bin,{source}/libexec/helper", "--prefix", str(prefix), str(source)),
+    # DIR before the options: nothing of how the installation was made may be read off argv's end.
+    who.run(tool(pyz, "wrap-install", "-w", f"bin,{source}/libexec/helper", str(source), "--prefix", str(prefix)),
             cwd=home)
+    shutil.rmtree(source)  # an update needs nothing of DIR
     inputs = make_owned_dir(home / "wi-update-inputs", who)
     later = "$TYKKY_INSTALLATION_PATH/bin/later"
     post = owned_file(inputs / "post.sh", f'printf "#!/bin/sh\\necho added later\\n" > "{later}"\nchmod +x "{later}"\n',

@@ -1,10 +1,9 @@
 """wrap-install: an existing installation directory in, a containerized installation out."""
 import dataclasses
-import json
 from functools import partial
 from pathlib import Path
 
-from tykky import history, installation, wrapping
+from tykky import installation, wrapping
 from tykky.config import Config
 from tykky.errors import TykkyError
 from tykky.installation import ModeSteps
@@ -33,19 +32,10 @@ def update(config: Config, prefix: Path) -> None:
         raise TykkyError(f"{prefix} was made by wrap-install: it has no virtual environment to install "
                          "requirements into. Install them with --post-install commands instead.")
     config = installation.update_config(config, prefix)
-    source = recorded_source(prefix)
-    steps = dataclasses.replace(mode_steps(source), fill_tree=wrap_install.run_update_hooks, layered_update=True)
+    # The saved -w paths are in-container paths already (see new): DIR is not needed to map them.
+    steps = dataclasses.replace(mode_steps(Path(config.installation_path)), fill_tree=wrap_install.run_update_hooks,
+                                layered_update=True)
     installation.update(config, steps, prefix)
-
-
-def recorded_source(prefix: Path) -> Path:
-    """The DIR the installation was made from (it may be gone: only its path is used)."""
-    command = prefix / history.SHARE / "history" / "0001-new" / "command.json"
-    try:
-        return Path(json.loads(command.read_text())["argv"][-1])
-    except (OSError, ValueError, KeyError, IndexError):
-        raise TykkyError(f"Cannot read how {prefix} was made ({command}): it is needed to update it. "
-                         "Build the installation anew with wrap-install.") from None
 
 
 def new(config: Config, directory: str) -> Path:
@@ -55,5 +45,7 @@ def new(config: Config, directory: str) -> Path:
         config = wrap_install.masked_config(config, source)
     # A wrapped Python is used like the system's own: it sees its packages.
     config = config.with_values(enable_site_packages=True)
-    wrap_install.in_container_paths(config, source)  # bad -w paths fail before the build starts
+    # Bad -w paths fail before the build starts; the saved configuration keeps them as the
+    # in-container paths they lead to, so that updates need no DIR (it may be gone).
+    config = config.with_values(wrapper_paths=tuple(wrap_install.in_container_paths(config, source)))
     return installation.build_new(config, mode_steps(source))
