@@ -278,8 +278,8 @@ def join(state, command, environ):
     os.execve(nsenter, argv, environ)
 
 
-def recent_failure(name):
-    """Why starting the instance failed, if it did within FAILURE_PAUSE seconds.
+def failure_record(name):
+    """(prefix, why) of a start of the instance that failed within FAILURE_PAUSE seconds, or None.
 
     Where instances cannot start (no user namespaces, site policy) each launch would otherwise
     have a detached process try again, and fail again, next to every program."""
@@ -287,10 +287,17 @@ def recent_failure(name):
     try:
         if time.time() - os.stat(path).st_mtime < FAILURE_PAUSE:
             with open(path) as handle:
-                return handle.read().partition("\n")[2].strip() or "unknown error"
+                prefix, _, why = handle.read().partition("\n")
+            return prefix, why.strip() or "unknown error"
     except OSError:
         pass
-    return ""
+    return None
+
+
+def recent_failure(name):
+    """Why starting the instance failed lately, or ""."""
+    record = failure_record(name)
+    return record[1] if record else ""
 
 
 def warm_exec(runtime, container, flags, environ, manifest, prefix, binds, overlays, command, read_json=None):

@@ -107,7 +107,7 @@ def test_condarc_is_read_only_when_enabled(tmp_path, monkeypatch):
 def test_nocache_gives_the_solver_a_throwaway_package_cache(tmp_path):
     from types import SimpleNamespace
 
-    container = SimpleNamespace(tree=tmp_path / "tree", build=tmp_path / "build")
+    container = SimpleNamespace(tree=tmp_path / "tree", build=tmp_path / "build", lower_removals=True)
     state = CondaState(env_name="env1", channels=("file:///c",), specs=("a",))
     build = CondaBuild(None)
     assert build._request(CONFIG, container, state, [])["cache_dir"] is None

@@ -54,9 +54,11 @@ def _recent_failures(prefix: Optional[Path]) -> List[str]:
     for entry in sorted(os.listdir(directory)):
         if not entry.endswith(".failed"):
             continue
-        why = warm.recent_failure(entry[: -len(".failed")])
-        failed_prefix = Path(directory, entry).read_text().partition("\n")[0]
-        if why and (prefix is None or os.path.realpath(failed_prefix) == os.path.realpath(prefix)):
+        record = warm.failure_record(entry[: -len(".failed")])
+        if record is None:
+            continue
+        failed_prefix, why = record
+        if prefix is None or os.path.realpath(failed_prefix) == os.path.realpath(prefix):
             found.append(f"Starting an instance of {failed_prefix} failed (launches run cold for "
                          f"{warm.FAILURE_PAUSE // 60} minutes): {why}")
     return found

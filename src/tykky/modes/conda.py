@@ -156,10 +156,10 @@ class CondaBuild:
             self._run_script(config, container, "pre", {"TYKKY_PRE_INSTALL": str(inputs / "pre-install.sh")})
         state, new_packages = self._install_packages(config, container, previous)
         self._run_script(config, container, "post", self._post_variables(config, container, state, new_packages))
-        # Over image layers the host writes into the writable layer what it would write into the tree.
-        written = container.tree if container.tree is not None else container.writable_tree()
-        if container.tree is None:
-            self.tree = export_view(config, container)
+        written = container.tree
+        if written is None:
+            # Over image layers: read the records as installed now, write into the writable layer.
+            written, self.tree = container.writable_tree(), export_view(config, container)
         conda_listing.write_list_packages(written / config.env_name, env_path(config), self.tree / config.env_name)
         state.save(written)
 
@@ -256,7 +256,7 @@ class CondaBuild:
                 "alternative_target_prefix": env_path(config),
                 "cache_dir": str(container.build / "pkgs") if config.no_cache else None,
                 # Over layers whose directories cannot be removed: add packages, never change one.
-                "keep_installed": container.tree is None and not container.lower_removals}
+                "keep_installed": not container.lower_removals}
 
     # -- inside the container -------------------------------------------------------------------
 
