@@ -83,14 +83,13 @@ def channel_error(error: BaseException, request: Dict[str, Any]) -> WorkerError:
     return WorkerError("channel", f"Cannot read the channel {which}: {text.strip()}")
 
 
-async def solve(request: Dict[str, Any], channels: List[Any]) -> List[Any]:
+async def solve(request: Dict[str, Any], channels: List[Any], installed: List[Any]) -> List[Any]:
     import rattler
     from rattler.exceptions import FetchRepoDataError, GatewayError, SolverError
 
     specs = match_specs(request["specs"])
-    locked = installed_records(request["target_prefix"])
     try:
-        return await rattler.solve(channels, specs, platforms=platforms(request), locked_packages=locked,
+        return await rattler.solve(channels, specs, platforms=platforms(request), locked_packages=installed,
                                    virtual_packages=rattler.VirtualPackage.detect())
     except SolverError as error:
         raise WorkerError("solve", str(error).strip()) from None
@@ -136,13 +135,14 @@ def package_name(filename: str) -> str:
     return filename.rsplit("-", 2)[0]
 
 
-async def install(request: Dict[str, Any], records: List[Any]) -> Tuple[List[Dict[str, Any]], List[str]]:
+async def install(request: Dict[str, Any], records: List[Any],
+                  installed: List[Any]) -> Tuple[List[Dict[str, Any]], List[str]]:
     import rattler
 
-    before = {record.name.normalized: str(record.version) for record in installed_records(request["target_prefix"])}
+    before = {record.name.normalized: str(record.version) for record in installed}
     try:
         await rattler.install(records, target_prefix=request["target_prefix"], cache_dir=request.get("cache_dir"),
-                              installed_packages=installed_records(request["target_prefix"]),
+                              installed_packages=installed,
                               alternative_target_prefix=request.get("alternative_target_prefix"),
                               execute_link_scripts=False, show_progress=False)
     except Exception as error:
@@ -152,10 +152,10 @@ async def install(request: Dict[str, Any], records: List[Any]) -> Tuple[List[Dic
     return packages, new
 
 
-def check_keeps_installed(prefix: str, records: List[Any]) -> None:
+def check_keeps_installed(installed: List[Any], records: List[Any]) -> None:
     """Refuse a transaction that would change or remove an installed package."""
     wanted = {(r.name.normalized, str(r.version), str(r.build)) for r in records}
-    changed = sorted(r.name.normalized for r in installed_records(prefix)
+    changed = sorted(r.name.normalized for r in installed
                      if (r.name.normalized, str(r.version), str(r.build)) not in wanted)
     if changed:
         raise WorkerError("needs-removals", f"The update changes or removes installed packages ({', '.join(changed)})")
@@ -169,14 +169,15 @@ def describe(record: Any) -> Dict[str, Any]:
 
 async def run(request: Dict[str, Any]) -> Dict[str, Any]:
     started = time.monotonic()
+    installed = installed_records(request["target_prefix"])
     if request.get("explicit"):
         records = await explicit_records(request)
     else:
-        records = await solve(request, channel_objects(request))
+        records = await solve(request, channel_objects(request), installed)
     solved = time.monotonic()
     if request.get("keep_installed"):
-        check_keeps_installed(request["target_prefix"], records)
-    packages, new = await install(request, records)
+        check_keeps_installed(installed, records)
+    packages, new = await install(request, records, installed)
     return {"ok": True, "packages": packages, "new": new, "solve_seconds": solved - started,
             "install_seconds": time.monotonic() - solved}
 
