@@ -72,3 +72,31 @@ def warm_up(who, pyz, prefix: Path, program: str = "python") -> None:  # type: i
     """The launch that finds no instance runs cold and starts one in the background: wait for it."""
     who.run([prefix / "bin" / program, "-c", "pass"])
     assert wait_for(lambda: instances_of(who, pyz, prefix) == 1)
+
+
+WAIT_FOR_SIGNAL = """
+import os, signal, sys, time
+def handler(number, frame):
+    # os.write: the signal may land while the buffered "ready" write is still returning.
+    os.write(1, b"got %d\\n" % number); sys.exit(40 + number)
+for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1"):
+    signal.signal(getattr(signal, name), handler)
+sys.stdout.write("ready\\n"); sys.stdout.flush()
+# Short sleeps: a handler that runs just before a long sleep starts would wait for its end.
+for _ in range(2400):
+    time.sleep(0.05)
+sys.exit(99)
+"""
+
+
+def signal_when_ready(process, number: int, ready: bytes = b"ready\n") -> bytes:  # type: ignore[no-untyped-def]
+    """Wait for the program's ready line, send it `number`, return what it writes until it ends.
+
+    A program that does not end is killed, so that a failing test leaves nothing running."""
+    try:
+        assert process.stdout.readline() == ready
+        process.send_signal(number)
+        return process.communicate(timeout=60)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()

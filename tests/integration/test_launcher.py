@@ -8,7 +8,7 @@ import pexpect
 import pytest
 
 from tests.helpers import popen, spawn
-from tests.integration.conftest import warm_up
+from tests.integration.conftest import WAIT_FOR_SIGNAL, signal_when_ready, warm_up
 
 pytestmark = pytest.mark.apptainer
 
@@ -42,33 +42,12 @@ def test_killed_program_reports_signal_exit(pip_installation, who):
     assert completed.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL)
 
 
-WAIT_FOR_SIGNAL = """
-import os, signal, sys, time
-def handler(number, frame):
-    # os.write: the signal may land while the buffered "ready" write is still returning.
-    os.write(1, b"got %d\\n" % number); sys.exit(40 + number)
-for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1"):
-    signal.signal(getattr(signal, name), handler)
-sys.stdout.write("ready\\n"); sys.stdout.flush()
-# Short sleeps: a handler that runs just before a long sleep starts would wait for its end.
-for _ in range(2400):
-    time.sleep(0.05)
-sys.exit(99)
-"""
-
-
 @pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1])
 def test_signal_to_wrapper_pid_reaches_program(pip_installation, who, pyz, number):
     warm_up(who, pyz, pip_installation)
     process = popen(who, [pip_installation / "bin" / "python", "-c", WAIT_FOR_SIGNAL],
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert process.stdout.readline() == b"ready\n"
-        process.send_signal(number)
-        output, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    output = signal_when_ready(process, number)
     assert output == f"got {int(number)}\n".encode()
     assert process.returncode == 40 + number
 

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from tests.helpers import ROOT, popen
-from tests.integration.conftest import warm_up
+from tests.integration.conftest import signal_when_ready, warm_up
 
 pytestmark = pytest.mark.apptainer
 PYTHON312 = sorted(glob.glob("/root/.pyenv/versions/3.1[2-9]*/bin/python3.1[2-9]"))
@@ -53,11 +53,6 @@ def test_setns_join_passes_signals_and_exit_codes(setns_installation, pyz):
     python = setns_installation / "bin" / "python"
     joined = ROOT.run([python, "-c", "import os; print(os.readlink('/proc/self/ns/mnt'))"])
     process = popen(ROOT, [python, "-c", WAIT_FOR_SIGNAL], stdout=subprocess.PIPE)
-    try:
-        assert process.stdout.readline() == joined.stdout  # the launcher's own process, in the instance
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    # The ready line is the program's mount namespace: the launcher's own process, in the instance.
+    output = signal_when_ready(process, signal.SIGTERM, ready=joined.stdout)
     assert output == f"got {int(signal.SIGTERM)}\n".encode() and process.returncode == 40 + signal.SIGTERM

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import popen, tool
-from tests.integration.conftest import build_pip, instances_of, owned_file, site_config, wait_for, warm_up
+from tests.integration.conftest import (
+    build_pip,
+    instances_of,
+    owned_file,
+    signal_when_ready,
+    site_config,
+    wait_for,
+    warm_up,
+)
 
 pytestmark = pytest.mark.apptainer
 COLD = {"TYKKY_WARM_MOUNTS": "0"}
@@ -64,13 +72,7 @@ def test_signals_and_exit_codes_on_both_paths(pip_installation, who, pyz, mode, 
                "for _ in range(2400): time.sleep(0.05)")
     process = popen(who, [pip_installation / "bin" / "python", "-c", program], env=COLD if mode == "cold" else None,
                     stdout=subprocess.PIPE)
-    try:
-        assert process.stdout.readline() == b"ready\n"
-        process.send_signal(number)
-        assert process.communicate(timeout=60)[0] == b"caught"
-    finally:
-        if process.poll() is None:
-            process.kill()
+    assert signal_when_ready(process, number) == b"caught"
     assert process.returncode == 33
 
 

@@ -10,7 +10,7 @@ import pexpect
 import pytest
 
 from tests.helpers import BASE_IMAGE, make_owned_dir, popen, spawn, tool
-from tests.integration.conftest import owned_file, warm_up
+from tests.integration.conftest import WAIT_FOR_SIGNAL, owned_file, signal_when_ready, warm_up
 
 pytestmark = pytest.mark.apptainer
 
@@ -141,20 +141,8 @@ def test_exit_code_is_the_programs(prefix, who, code):
 
 def test_signal_reaches_the_program(prefix, who, pyz):
     warm_up(who, pyz, prefix, "python3")
-    program = ("import os, signal, sys, time\n"
-               # os.write: the signal may land while the buffered "ready" write is still returning.
-               "signal.signal(signal.SIGTERM, lambda n, f: (os.write(1, b'got %d\\n' % n), sys.exit(40 + n)))\n"
-               "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
-               # Short sleeps: a handler that runs just before a long sleep starts would wait for its end.
-               "for _ in range(2400): time.sleep(0.05)")
-    process = popen(who, [prefix / "bin" / "python3", "-c", program], stdout=subprocess.PIPE)
-    try:
-        assert process.stdout.readline() == b"ready\n"
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    process = popen(who, [prefix / "bin" / "python3", "-c", WAIT_FOR_SIGNAL], stdout=subprocess.PIPE)
+    output = signal_when_ready(process, signal.SIGTERM)
     assert output == f"got {int(signal.SIGTERM)}\n".encode()
     assert process.returncode == 40 + signal.SIGTERM
 

@@ -15,7 +15,7 @@ import pexpect
 import pytest
 
 from tests.helpers import make_owned_dir, popen, spawn, tool
-from tests.integration.conftest import instances_of, owned_file, wait_for
+from tests.integration.conftest import instances_of, owned_file, signal_when_ready, wait_for
 
 pytestmark = pytest.mark.apptainer
 
@@ -128,13 +128,7 @@ def test_signal_reaches_the_program(wrapped, who, pyz):
     who.run([wrapped / "bin" / "hello"])
     assert wait_for(lambda: instances_of(who, pyz, wrapped) == 1)
     process = popen(who, [wrapped / "bin" / "hello", "wait"], stdout=subprocess.PIPE)
-    try:
-        assert process.stdout.readline() == b"ready\n"
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    output = signal_when_ready(process, signal.SIGINT)
     assert output == f"got {int(signal.SIGINT)}\n".encode()
     assert process.returncode == 40 + signal.SIGINT
 
