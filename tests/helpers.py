@@ -91,5 +91,13 @@ def spawn(user: User, argv: Sequence[str], env: Optional[Mapping[str, str]] = No
     return pexpect.spawn(command[0], [str(a) for a in command[1:]], timeout=60, preexec_fn=default_signals, **kwargs)
 
 
+def exit_status(child: pexpect.spawn, last_line: str) -> int:
+    """Type the line that ends the spawned program, wait for its end; its exit status."""
+    child.sendline(last_line)
+    child.expect(pexpect.EOF)
+    child.close()
+    return child.exitstatus
+
+
 def tool(pyz: Path, *command: str) -> list:
     return [SYSTEM_PYTHON, str(pyz), *command]

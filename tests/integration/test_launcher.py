@@ -7,7 +7,7 @@ import subprocess
 import pexpect
 import pytest
 
-from tests.helpers import popen, spawn
+from tests.helpers import exit_status, popen, spawn
 from tests.integration.conftest import WAIT_FOR_SIGNAL, signal_when_ready, warm_up
 
 pytestmark = pytest.mark.apptainer
@@ -122,10 +122,7 @@ def test_interactive_python_repl(pip_installation, who):
     child.expect(">>> ")
     child.sendline("import sys, six; print(6 * 7, sys.stdin.isatty())")
     child.expect("42 True")
-    child.sendline("raise SystemExit(5)")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 5
+    assert exit_status(child, "raise SystemExit(5)") == 5
 
 
 def test_ctrl_c_in_repl_interrupts_not_kills(pip_installation, who):
@@ -145,10 +142,7 @@ def test_debug_shell_is_interactive_inside(pip_installation, who):
     child = spawn(who, [pip_installation / "bin" / "_debug_shell", "--norc", "--noprofile"])
     child.sendline("echo inside:$(ls /TYKKY)")
     child.expect("inside:venv")
-    child.sendline("exit 3")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 3
+    assert exit_status(child, "exit 3") == 3
 
 
 @pytest.mark.parametrize("warm", ["1", "0"])

@@ -6,10 +6,9 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-import pexpect
 import pytest
 
-from tests.helpers import BASE_IMAGE, make_owned_dir, popen, spawn, tool
+from tests.helpers import BASE_IMAGE, exit_status, make_owned_dir, popen, spawn, tool
 from tests.integration.conftest import WAIT_FOR_SIGNAL, owned_file, signal_when_ready, warm_up
 
 pytestmark = pytest.mark.apptainer
@@ -169,10 +168,7 @@ def test_debug_shell_is_interactive_inside(prefix, who):
     child = spawn(who, [prefix / "bin" / "_debug_shell", "--norc", "--noprofile"])
     child.sendline("test -t 0 && echo tty-$(test -e /usr/bin/gcc && echo host || echo container)")
     child.expect("tty-container")
-    child.sendline("exit 4")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 4
+    assert exit_status(child, "exit 4") == 4
 
 
 def test_launcher_reached_inside_its_own_container_runs_the_program(prefix, who, user_dirs):

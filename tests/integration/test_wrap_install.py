@@ -14,7 +14,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.helpers import make_owned_dir, popen, spawn, tool
+from tests.helpers import exit_status, make_owned_dir, popen, spawn, tool
 from tests.integration.conftest import instances_of, owned_file, signal_when_ready, wait_for
 
 pytestmark = pytest.mark.apptainer
@@ -172,10 +172,7 @@ def test_debug_exec_and_shell_run_inside(wrapped, who):
     child = spawn(who, [wrapped / "bin" / "_debug_shell", "--norc", "--noprofile"])
     child.sendline("echo inside:$(cat /TYKKY/share/data/message.txt)")
     child.expect("inside:data next to the script")
-    child.sendline("exit 5")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 5
+    assert exit_status(child, "exit 5") == 5
 
 
 def test_manifest_of_a_wrapped_tree(wrapped):
