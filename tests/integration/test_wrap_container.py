@@ -4,11 +4,13 @@ import os
 import signal
 import subprocess
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import BASE_IMAGE, exit_status, make_owned_dir, popen, spawn, tool
+from tests.integration import conftest
 from tests.integration.conftest import WAIT_FOR_SIGNAL, owned_file, signal_when_ready, warm_up
 
 pytestmark = pytest.mark.apptainer
@@ -224,16 +226,7 @@ def test_sandbox_directory_is_linked_not_copied(sandbox, who, pyz, user_dirs):
     assert completed.stdout.decode().strip() == str(moved / "bin" / "python3")
 
 
-def failed_build(who, pyz, home: Path, name: str, *arguments: str):  # type: ignore[no-untyped-def]
-    workdir = make_owned_dir(home / f"{name}-cwd", who)
-    completed = who.run(tool(pyz, "wrap-container", "--prefix", str(home / name), *arguments), cwd=workdir,
-                        check=False, env={"CW_BUILD_TMPDIR": str(workdir)})
-    stderr = completed.stderr.decode()
-    assert completed.returncode != 0
-    assert "Traceback" not in stderr
-    assert not (home / name).exists()
-    assert os.listdir(workdir) == []  # no build directory, no runtime cache left behind
-    return stderr
+failed_build = partial(conftest.failed_build, "wrap-container")
 
 
 def test_path_missing_in_the_container_is_an_error(who, pyz, user_dirs):

@@ -9,12 +9,14 @@ import os
 import shutil
 import signal
 import subprocess
+from functools import partial
 from pathlib import Path
 
 import pexpect
 import pytest
 
 from tests.helpers import exit_status, make_owned_dir, popen, spawn, tool
+from tests.integration import conftest
 from tests.integration.conftest import instances_of, owned_file, signal_when_ready, wait_for
 
 pytestmark = pytest.mark.apptainer
@@ -196,16 +198,7 @@ def test_mask_help_explains_the_cost(pyz, who):
     assert b"top-level directory" in completed.stdout
 
 
-def failed_build(who, pyz, home: Path, name: str, *arguments: str) -> str:  # type: ignore[no-untyped-def]
-    workdir = make_owned_dir(home / f"{name}-cwd", who)
-    completed = who.run(tool(pyz, "wrap-install", "--prefix", str(home / name), *arguments), cwd=workdir,
-                        check=False, env={"CW_BUILD_TMPDIR": str(workdir)})
-    stderr = completed.stderr.decode()
-    assert completed.returncode != 0
-    assert "Traceback" not in stderr
-    assert not (home / name).exists()
-    assert os.listdir(workdir) == []
-    return stderr
+failed_build = partial(conftest.failed_build, "wrap-install")
 
 
 def test_missing_directory_is_an_error(who, pyz, user_dirs):
