@@ -14,9 +14,11 @@ import sys
 
 MANIFEST = "_tykky/manifest.json"
 CONTAINER_MARK = "/.singularity.d"
-# Runtime variables that are ours to set, or that leak from a parent container (a job
-# submitted from inside one) and would redirect or break this launch.
-KEEP_RUNTIME_VARS = ("CACHEDIR", "TMPDIR", "CONFIGDIR", "MESSAGELEVEL", "DISABLE_CACHE")
+# Runtime variables (APPTAINER_*, SINGULARITY_*) kept from the caller's environment; the others
+# are ours to set, or leak from a parent container (a job submitted from inside one) and would
+# redirect or break this launch. NV, ROCM and NVCCLI are the user asking for GPUs.
+KEEP_RUNTIME_VARS = ("CACHEDIR", "TMPDIR", "CONFIGDIR", "MESSAGELEVEL", "DISABLE_CACHE", "NV", "ROCM", "NVCCLI")
+GPU_FLAGS = {"nv": ["--nv"], "rocm": ["--rocm"]}
 NEVER_BIND = ("dev", "proc", "sys")
 PATH_LIKE = ("PATH", "LD_LIBRARY_PATH")
 RUNTIME_LIBRARY_DIR = "/.singularity.d/libs"
@@ -232,9 +234,15 @@ def container_environment(manifest, prefix, venv_bin):
                 prepend.insert(0, venv_bin)
         append = list(spec.get("append", [])) + list(activation.get("append", {}).get(name, []))
         env[name] = join_path(prepend + [outer] + append)
-    # The runtime appends its own library directory itself; listing it here would double it.
-    env["LD_LIBRARY_PATH"] = ":".join(entry for entry in env["LD_LIBRARY_PATH"].split(":")
-                                      if entry and entry != RUNTIME_LIBRARY_DIR)
+    # Given APPTAINERENV_LD_LIBRARY_PATH, the runtime uses it in place of what the image's
+    # %environment computes and appends its library directory (where --nv and --rocm put the host's
+    # GPU libraries) to a non-empty value, but leaves an empty one empty. So that directory is left
+    # out here, and with nothing of ours to add the variable is not passed at all: the program then
+    # gets exactly what a plain `apptainer exec` gives (the image's entries, then the runtime's).
+    library_path = ":".join(entry for entry in env.pop("LD_LIBRARY_PATH").split(":")
+                            if entry and entry != RUNTIME_LIBRARY_DIR)
+    if library_path:
+        env["LD_LIBRARY_PATH"] = library_path
     if venv_bin:
         env["VIRTUAL_ENV"] = os.path.dirname(venv_bin)
     return env
@@ -445,6 +453,7 @@ def launch(argv):
     overlays = overlay_images(manifest, prefix)
     flags = ["--cleanenv"] if manifest.get("cleanenv") else []
     flags += default_mount_flags(manifest)
+    flags += GPU_FLAGS.get(manifest.get("gpu", ""), [])
     for overlay in overlays:
         flags += ["--overlay", overlay]
     if warm_mounts_wanted(manifest):

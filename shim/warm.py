@@ -45,8 +45,17 @@ def state_directory():
     return path
 
 
-def instance_name(prefix, manifest, binds, overlays):
-    key = "\0".join([os.path.realpath(prefix), manifest["build_id"]] + list(binds) + list(overlays))
+# The caller's runtime variables that change how an instance starts (GPUs): part of its key.
+START_VARIABLES = tuple("%s_%s" % (family, name) for family in ("APPTAINER", "SINGULARITY")
+                        for name in ("NV", "ROCM", "NVCCLI"))
+
+
+def instance_name(prefix, manifest, binds, overlays, flags=(), environ=None):
+    """One instance per installation, build, binds, overlays, runtime flags (--nv, ...) and the
+    caller's GPU variables: a launch never joins an instance started without the GPUs it asks for."""
+    started_with = ["%s=%s" % (key, (environ or {})[key]) for key in START_VARIABLES if key in (environ or {})]
+    key = "\0".join([os.path.realpath(prefix), manifest["build_id"]] + list(binds) + list(overlays)
+                     + list(flags) + started_with)
     try:
         from _sha1 import sha1  # built in; hashlib loads OpenSSL, milliseconds per launch
     except ImportError:
@@ -240,8 +249,9 @@ def joined_environment(environ, state, binds):
     for key, value in environ.items():
         if key.startswith("APPTAINERENV_"):
             result[key[len("APPTAINERENV_"):]] = value
-    # As the runtime does on a cold launch: a non-empty value gets its library directory last.
-    if result.get("LD_LIBRARY_PATH"):
+    # As the runtime does on a cold launch: a value passed in gets its library directory last;
+    # without one the program keeps the instance's own value, which already ends with it.
+    if environ.get("APPTAINERENV_LD_LIBRARY_PATH"):
         result["LD_LIBRARY_PATH"] += ":/.singularity.d/libs"
     return result
 
@@ -302,7 +312,7 @@ def recent_failure(name):
 
 def warm_exec(runtime, container, flags, environ, manifest, prefix, binds, overlays, command, read_json=None):
     """Run command in the warm instance; raises WarmUnavailable to ask for a cold launch."""
-    name = instance_name(prefix, manifest, binds, overlays)
+    name = instance_name(prefix, manifest, binds, overlays, flags, environ)
     state, usage = existing_instance(name, read_json)
     if state is None:
         failed = recent_failure(name)

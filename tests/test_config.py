@@ -90,3 +90,16 @@ def test_config_is_frozen():
 
     with pytest.raises(dataclasses.FrozenInstanceError):
         Config().isolate = True  # type: ignore[misc]
+
+
+def test_gpu_setting_is_one_of_nv_rocm_none(tmp_path):
+    assert build_config({}, site(tmp_path, "defaults:\n  gpu: nv\n")).gpu == "nv"
+    # YAML reads `no` as false: it means none, as the word does.
+    assert build_config({}, site(tmp_path, "defaults:\n  gpu: no\n")).gpu == "none"
+    with pytest.raises(TykkyError, match="'gpu' .* must be one of nv, rocm, none, not 'cuda'"):
+        read_site_config(Path(site(tmp_path, "defaults:\n  gpu: cuda\n")["CW_GLOBAL_YAML"]))
+
+
+def test_given_keys_name_what_the_user_chose(tmp_path):
+    config = build_config({"gpu": "rocm"}, site(tmp_path, "defaults:\n  isolate: yes\n"))
+    assert config.given_keys == ("gpu",)

@@ -1,4 +1,5 @@
 """Pure parts of the launcher (shim/launcher.py), loaded the way it runs: as a plain script."""
+import json
 import os
 
 
@@ -24,6 +25,28 @@ def test_leaked_runtime_variables_are_removed(launcher):
     cleaned = launcher.clean_environ({"APPTAINER_BIND": "x", "SINGULARITY_CONTAINER": "y", "APPTAINERENV_PATH": "z",
                                       "APPTAINER_CACHEDIR": "/c", "HOME": "/h", "SINGULARITYENV_FOO": "f"})
     assert cleaned == {"APPTAINER_CACHEDIR": "/c", "HOME": "/h"}
+
+
+def test_a_users_gpu_request_is_kept(launcher):
+    asked = {"APPTAINER_NV": "1", "SINGULARITY_ROCM": "true", "APPTAINER_NVCCLI": "1"}
+    assert launcher.clean_environ(dict(asked, APPTAINER_BIND="x")) == asked
+
+
+def test_gpu_setting_adds_the_runtime_flag(launcher, tmp_path, monkeypatch, capsys):
+    prefix = tmp_path / "p"
+    (prefix / "_tykky").mkdir(parents=True)
+    (prefix / "bin").mkdir()
+    data = {"binds": {"isolate": True, "mount_points": []}, "layers": [], "container": "c.sif", "gpu": "nv",
+            "targets": {"tool": "/usr/bin/tool"}, "path": {}, "ld_library_path": {},
+            "runtime": {"name": "apptainer", "path": "/bin/true"}}
+    (prefix / "_tykky" / "manifest.json").write_text(json.dumps(data))
+    (prefix / "_tykky" / "launcher.py").write_text("")
+    os.symlink("../_tykky/launcher.py", prefix / "bin" / "tool")
+    monkeypatch.setattr(launcher, "__file__", str(prefix / "_tykky" / "launcher.py"))
+    monkeypatch.setenv("TYKKY_LAUNCHER_DRY_RUN", "1")
+    launcher.launch([str(prefix / "bin" / "tool")])
+    argv = eval(capsys.readouterr().out)["argv"]
+    assert argv[argv.index("exec") + 1:argv.index(str(prefix / "c.sif"))] == ["--nv"]
 
 
 def manifest(isolate: bool) -> dict:

@@ -100,3 +100,18 @@ def test_an_instance_whose_start_cannot_finish_is_stopped(monkeypatch, tmp_path)
     assert stopped == ["tykky-x"] and not (tmp_path / "x.json").exists()
     probe = next(argv for argv in calls if "exec" in argv)
     assert probe[probe.index("exec") + 1] == "--userns"
+
+
+def test_gpu_flags_and_variables_make_another_instance():
+    plain = warm.instance_name("/p", {"build_id": "b"}, ["/x"], [])
+    assert warm.instance_name("/p", {"build_id": "b"}, ["/x"], [], ["--nv"]) != plain
+    assert warm.instance_name("/p", {"build_id": "b"}, ["/x"], [], [], {"APPTAINER_NV": "1"}) != plain
+    assert warm.instance_name("/p", {"build_id": "b"}, ["/x"], [], [], {"HOME": "/h"}) == plain
+
+
+def test_joined_library_path_is_the_cold_launchs():
+    state = {"variables": {"LD_LIBRARY_PATH": "/opt/v/lib::/.singularity.d/libs"}}
+    # Nothing passed in: the instance's own value, as the runtime computed it for a cold launch.
+    assert warm.joined_environment({}, state, [])["LD_LIBRARY_PATH"] == "/opt/v/lib::/.singularity.d/libs"
+    passed = warm.joined_environment({"APPTAINERENV_LD_LIBRARY_PATH": "/a:/opt/v/lib"}, state, [])
+    assert passed["LD_LIBRARY_PATH"] == "/a:/opt/v/lib:/.singularity.d/libs"

@@ -44,7 +44,8 @@ def make_config(user: Dict[str, Any], yaml_file: Optional[str] = None,
     values: Dict[str, Any] = dict(defaults or {})
     values.update(read_user_config(yaml_file) if yaml_file else {})
     context = click.get_current_context(silent=True)
-    for given in (user, context.meta.get(_MODULEFILE_META, {}) if context else {}):
+    for given in (user, context.meta.get(_MODULEFILE_META, {}) if context else {},
+                  context.meta.get(_GPU_META, {}) if context else {}):
         values.update({key: value for key, value in given.items() if value not in (None, [], (), False, "")})
     config = build_config({k: tuple(v) if isinstance(v, list) else v for k, v in values.items()},
                           os.environ, selected_site=program.selected_site())
@@ -99,6 +100,22 @@ def modulefile_options(function):  # type: ignore[no-untyped-def]
                         help="Write an Lmod module DIR/NAME.lua (NAME: the prefix's name).")(command)
 
 
+_GPU_META = "tykky.gpu"
+GPU_HELP = ("GPUs for every program of the installation and its builds: nv (NVIDIA, the runtime's --nv), "
+            "rocm (AMD, --rocm) or none (config key gpu; an update keeps the installation's choice).")
+
+
+def gpu_option(function):  # type: ignore[no-untyped-def]
+    """--gpu nv|rocm|none for a new/update command; make_config takes it up, like --modulefile."""
+    @functools.wraps(function)
+    def command(*args: Any, gpu: Optional[str] = None, **kwargs: Any) -> Any:
+        click.get_current_context().meta[_GPU_META] = {"gpu": gpu}
+        return function(*args, **kwargs)
+
+    return click.option("--gpu", type=click.Choice(["nv", "rocm", "none"]), metavar="nv|rocm|none",
+                        help=GPU_HELP)(command)
+
+
 @pip_containerize.command("new", context_settings=CONTEXT)
 @click.argument("requirements", metavar="REQS")
 @click.option("--prefix", metavar="DIR", help="Where to install (default: installation_prefix, the current directory).")
@@ -107,24 +124,30 @@ def modulefile_options(function):  # type: ignore[no-untyped-def]
               help="Comma-separated absolute in-container paths to wrap as well (files or directories).")
 @click.option("--system-site-packages", is_flag=True, help="Let the venv see the system Python's packages.")
 @click.option("--slim", is_flag=True, help="Use a Python container image and isolate it from the host.")
+@click.option("--container", "container", metavar="IMG",
+              help="Extend this container (a .sif or a docker:// reference): the venv is made with its own "
+                   "Python (with --system-site-packages it sees the image's packages), isolated from the host.")
 @click.option("--pyver", metavar="X.Y", help="Python version: python3.X for the venv, or the slim image's.")
 @click.option("--uv", "use_uv", is_flag=True, help="Install with uv (from the package index) instead of pip.")
 @click.option("--nocache", "no_cache", is_flag=True, help="Do not use or fill the pip/uv cache.")
 @modulefile_options
+@gpu_option
 def pip_new(requirements: str, prefix: Optional[str], pre_install: Optional[str],
             post_install: Optional[str], environ_file: Optional[str], wrapper_paths: Optional[str],
-            system_site_packages: bool, slim: bool, pyver: Optional[str], use_uv: bool,
-            no_cache: bool) -> None:
+            system_site_packages: bool, slim: bool, container: Optional[str], pyver: Optional[str],
+            use_uv: bool, no_cache: bool) -> None:
     """Create an installation from the requirements file REQS."""
     from tykky.commands import pip_containerize as command
 
+    if container and slim:
+        raise TykkyError("--container and --slim both choose the container: give one of them.")
     config = make_config({
         "requirements_file": _absolute(requirements), "installation_prefix": _absolute(prefix),
         "pre_install": _read_commands(pre_install), "post_install": _read_commands(post_install),
         "environ_file": _absolute(environ_file), "wrapper_paths": _split_paths(wrapper_paths),
         "enable_site_packages": system_site_packages, "slim": slim, "python_version": pyver,
-        "use_uv": use_uv, "no_cache": no_cache,
-    })
+        "use_uv": use_uv, "no_cache": no_cache, "container_src": command.container_source(container),
+    }, defaults={"isolate": True} if container else None)
     command.new(config)
 
 
@@ -134,6 +157,7 @@ def pip_new(requirements: str, prefix: Optional[str], pre_install: Optional[str]
 @_install_options
 @click.option("--nocache", "no_cache", is_flag=True, help="Do not use or fill the pip/uv cache.")
 @modulefile_options
+@gpu_option
 def pip_update(directory: str, requirements: Optional[str], pre_install: Optional[str],
                post_install: Optional[str], environ_file: Optional[str], no_cache: bool) -> None:
     """Update the installation at DIR: install more requirements and/or run commands."""
@@ -166,6 +190,7 @@ def conda_containerize() -> None:
 @click.option("--uv", "use_uv", is_flag=True, help="Install the pip: section and -r with uv instead of pip.")
 @click.option("--nocache", "no_cache", is_flag=True, help="Do not use or fill the package caches.")
 @modulefile_options
+@gpu_option
 def conda_new(env_file: str, prefix: Optional[str], requirements: Optional[str], pre_install: Optional[str],
               post_install: Optional[str], environ_file: Optional[str], wrapper_paths: Optional[str],
               use_mamba: bool, use_uv: bool, no_cache: bool) -> None:
@@ -190,6 +215,7 @@ def conda_new(env_file: str, prefix: Optional[str], requirements: Optional[str],
 @_install_options
 @click.option("--nocache", "no_cache", is_flag=True, help="Do not use or fill the package caches.")
 @modulefile_options
+@gpu_option
 def conda_update(directory: str, env_file: Optional[str], requirements: Optional[str], pre_install: Optional[str],
                  post_install: Optional[str], environ_file: Optional[str], no_cache: bool) -> None:
     """Update the installation at DIR: more packages and/or commands, then swap the image in."""
@@ -233,6 +259,7 @@ MASK_HELP = ("Mount the tree at DIR's own path inside the container, so that abs
               help="Shell file sourced inside the container before every launch.")
 @click.option("-y", "--yaml", "yaml_file", metavar="CONF.yaml", help=_YAML_HELP)
 @modulefile_options
+@gpu_option
 def wrap_container(container: str, wrapper_paths: Optional[str], prefix: Optional[str], environ_file: Optional[str],
                    yaml_file: Optional[str]) -> None:
     """Use the programs of CONTAINER as a normal installation.
@@ -262,6 +289,7 @@ def wrap_container(container: str, wrapper_paths: Optional[str], prefix: Optiona
               help="Shell file sourced inside the container before every launch.")
 @click.option("-y", "--yaml", "yaml_file", metavar="CONF.yaml", help=_YAML_HELP)
 @modulefile_options
+@gpu_option
 def wrap_install(directory: str, wrapper_paths: Optional[str], prefix: Optional[str], mask: bool,
                  pre_install: Optional[str], post_install: Optional[str], environ_file: Optional[str],
                  yaml_file: Optional[str]) -> None:

@@ -57,6 +57,8 @@ class Config:
     # Where new/update write an environment module for the installation (Lmod Lua; Tcl too).
     modulefile_dir: str = ""
     modulefile_tcl: bool = False
+    # GPUs at every launch and build: nv or rocm give the runtime --nv or --rocm; none (or empty) neither.
+    gpu: str = ""
     # what the user asked for
     requirements_file: str = ""
     pre_install: Tuple[str, ...] = ()
@@ -85,6 +87,9 @@ class Config:
     extra_bind_mounts: Tuple[str, ...] = ()
     # where the site configuration came from, for messages and `info`
     site_config_path: str = field(default="", compare=False)
+    # the keys the user chose (flags, -y files): an update keeps the installation's own value of
+    # a per-installation setting (gpu) unless the user chose again
+    given_keys: Tuple[str, ...] = field(default=(), compare=False)
 
     def with_values(self, **values: Any) -> "Config":
         return dataclasses.replace(self, **values)
@@ -92,7 +97,9 @@ class Config:
 
 _FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(Config)}
 _INTERNAL_KEYS = ("debug_keep_files", "fix_permissions", "extra_bind_mounts", "site_config_path",
-                  "enable_condarc")
+                  "enable_condarc", "given_keys")
+# Keys whose value is one of a few words.
+CHOICES = {"gpu": ("nv", "rocm", "none")}
 USER_KEYS = tuple(name for name in _FIELD_TYPES if name not in _INTERNAL_KEYS)
 
 
@@ -118,6 +125,8 @@ def coerce(key: str, value: Any, source: str) -> Any:
         return value
     if expected is int and isinstance(value, int) and not isinstance(value, bool):
         return value
+    if key in CHOICES:
+        return _choice(key, value, source)
     if expected is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return _expand(str(value))
     if expected not in (bool, int, str):
@@ -129,6 +138,15 @@ def coerce(key: str, value: Any, source: str) -> Any:
         f"Configuration key '{key}' in {source} must be {_type_name(expected)}, "
         f"not {value!r}. Fix the value."
     )
+
+
+def _choice(key: str, value: Any, source: str) -> str:
+    # YAML reads a bare `none` as a string but `no`/`off` as false: both mean none here.
+    word = "none" if value is False or value is None else str(value).strip().lower()
+    if word not in CHOICES[key]:
+        raise TykkyError(f"Configuration key '{key}' in {source} must be one of "
+                         f"{', '.join(CHOICES[key])}, not {value!r}. Fix the value.")
+    return word
 
 
 def _read_yaml(path: Path, what: str) -> Any:
@@ -234,7 +252,7 @@ def build_config(user: Mapping[str, Any], environ: Mapping[str, str],
     values.update(_environment_values(environ))
     if environ.get("CW_BUILD_TMPDIR") and "build_tmpdir_base" not in site["force"]:
         values["build_tmpdir_base"] = environ["CW_BUILD_TMPDIR"]
-    config = Config(site_config_path=str(path), **values)
+    config = Config(site_config_path=str(path), given_keys=tuple(sorted(user)), **values)
     cores = os.cpu_count() or 1
     max_cpus = max(1, min(config.max_num_cpus, cores))
     return config.with_values(max_num_cpus=max_cpus, num_cpus=max(1, min(config.num_cpus, max_cpus)))

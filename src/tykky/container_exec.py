@@ -9,7 +9,7 @@ from tykky_shim import launcher
 
 from tykky import hostpip, runner
 from tykky.config import Config
-from tykky.runtime import Runtime, clean_environment, exec_argv
+from tykky.runtime import Runtime, clean_environment, exec_argv, gpu_flags
 
 # The caller's settings for the host's Python: in a build they would redirect (or break) the
 # container's Python and change what gets installed.
@@ -72,7 +72,9 @@ class BuildContainer:
 
     def run(self, command: Sequence[str], *, what: str, variables: Optional[Mapping[str, str]] = None,
             echo: Optional[bool] = None, extra_binds: Sequence[str] = (), check: bool = True) -> runner.Completed:
+        # The build sees the GPUs its programs will see: installers that probe for them (and
+        # libraries linked against the driver) behave as at run time.
         argv = exec_argv(self.runtime, str(self.image), command, binds=self.binds(extra_binds),
-                         overlays=self.overlays)
+                         overlays=self.overlays, extra_flags=gpu_flags(self.config.gpu))
         return runner.run(argv, what=what, env=self.environment(variables or {}), echo=echo,
                           cwd=str(self.build), check=check)

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any, List, Mapping, Optional, Sequence
 
 from tykky import __version__, log, squash
+from tykky import runtime as runtime_module
 from tykky.config import Config
 from tykky.container_exec import BuildContainer
 from tykky.manifest import Layer, Manifest, PathVariable
@@ -41,7 +42,7 @@ def make_manifest(config: Config, container: BuildContainer, found: ProbeResult,
                                      container=found.environment.get("LD_LIBRARY_PATH", "")),
         environment=dict(environment or {}), environ_file=environ_file,
         shell=found.shell, python=found.python, activation=activation,
-        share_step_container=config.share_step_container,
+        share_step_container=config.share_step_container, gpu=runtime_module.gpu_choice(config.gpu),
         warm={"enabled": config.warm_mounts, "idle_timeout": config.warm_idle_timeout},
     )
 

@@ -240,6 +240,8 @@ def update_config(config: Config, prefix: Path) -> Config:
     kept = {key: tuple(values[key]) if isinstance(values.get(key), list) else values[key]
             for key in keep if key in values}
     kept["installation_path"] = previous.installation_path
+    if "gpu" not in config.given_keys:
+        kept["gpu"] = previous.gpu or "none"
     if not config.modulefile_dir and values.get("modulefile_dir"):  # keep the module file current
         kept.update(modulefile_dir=values["modulefile_dir"], modulefile_tcl=bool(values.get("modulefile_tcl")))
     return config.with_values(installation_prefix=str(prefix), **kept)

@@ -60,6 +60,8 @@ class Manifest:
     # conda mode: what `conda activate` would set, applied at launch unless a venv on top is used
     activation: Optional[Mapping[str, Any]] = None
     share_step_container: bool = False
+    # "nv" or "rocm": the runtime's --nv or --rocm at every launch; "" for none
+    gpu: str = ""
 
     def to_json(self) -> str:
         data: Dict[str, Any] = {
@@ -86,6 +88,7 @@ class Manifest:
             "warm": dict(self.warm),
             "activation": dict(self.activation) if self.activation else None,
             "share_step_container": self.share_step_container,
+            "gpu": self.gpu,
         }
         return json.dumps(data, indent=1) + "\n"
 
@@ -127,7 +130,7 @@ def load(prefix: Path) -> Manifest:
         shell=data["shell"], direct_targets=tuple(data.get("direct_targets", ())),
         prefix_on_path=data.get("prefix_on_path", True), python=data.get("python"), warm=data.get("warm", {}),
         activation=data.get("activation"),
-        share_step_container=data.get("share_step_container", False),
+        share_step_container=data.get("share_step_container", False), gpu=data.get("gpu", ""),
     )
 
 

@@ -84,8 +84,23 @@ def exec_argv(runtime: Runtime, container: str, command: Sequence[str], *,
     return argv + list(extra_flags) + bind_argument(binds) + [container] + list(command)
 
 
+# The runtime's own variables a user sets to ask for GPUs (--nv, --rocm, --nvccli): honoured.
+GPU_VARIABLES = tuple(f"{family}_{name}" for family in ("APPTAINER", "SINGULARITY")
+                      for name in ("NV", "ROCM", "NVCCLI"))
+GPU_FLAGS = {"nv": ("--nv",), "rocm": ("--rocm",)}
+
+
+def gpu_choice(setting: str) -> str:
+    """The manifest's form of the gpu setting: "nv", "rocm", or "" for none."""
+    return setting if setting in GPU_FLAGS else ""
+
+
+def gpu_flags(setting: str) -> List[str]:
+    return list(GPU_FLAGS.get(setting, ()))
+
+
 def clean_environment(environ: Mapping[str, str]) -> Dict[str, str]:
     """The caller's environment without runtime variables leaked from a parent container."""
     return {key: value for key, value in environ.items()
             if not key.startswith(("APPTAINER", "SINGULARITY"))
-            or key.endswith(("_CACHEDIR", "_TMPDIR"))}
+            or key.endswith(("_CACHEDIR", "_TMPDIR")) or key in GPU_VARIABLES}

@@ -51,6 +51,9 @@ from tests.integration.conda_fixtures import (  # noqa: E402,F401
     updatable_conda,
 )
 
+# The vendor-like image and the fake GPU driver (tests/integration/test_gpu_containers.py).
+from tests.integration.image_fixtures import fake_gpu_driver, vendor_image  # noqa: E402,F401
+
 
 def wait_for(condition, limit: float = 90.0) -> bool:  # type: ignore[no-untyped-def]
     """Poll a condition; the limit only bounds a hang, it is not what a test measures."""

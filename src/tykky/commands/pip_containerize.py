@@ -1,7 +1,8 @@
 """pip-containerize new|update: a requirements file in, a containerized venv out."""
 from pathlib import Path
+from typing import Optional
 
-from tykky import installation
+from tykky import installation, wrapping
 from tykky.commands import wrap_install as wrap_install_command
 from tykky.config import Config
 from tykky.installation import ModeSteps
@@ -19,6 +20,12 @@ def mode_steps() -> ModeSteps:
         python=lambda config: f"{pip.venv_path(config)}/bin/python",
         layered_update=True,
     )
+
+
+def container_source(container: Optional[str]) -> Optional[str]:
+    """--container IMG: a vendor image extended with a venv on its own Python (isolated, unless the
+    configuration says isolate: no); only the venv goes into the squashfs image."""
+    return wrapping.absolute_or_remote(container) if container else None
 
 
 def slim_config(config: Config) -> Config:
