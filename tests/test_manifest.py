@@ -26,3 +26,15 @@ def test_step_sharing_is_on_unless_the_site_or_user_turns_it_off(tmp_path):
     assert build_config({}, {"CW_GLOBAL_YAML": str(site)}).share_step_container is True
     site.write_text("force:\n  share_step_container: no\n")
     assert build_config({}, {"CW_GLOBAL_YAML": str(site)}).share_step_container is False
+
+
+def test_an_update_keeps_the_gpu_setting_unless_given_again(tmp_path):
+    from tykky.installation import update_config
+
+    manifest.write(sample(gpu="rocm"), tmp_path)
+    site = tmp_path / "site.yaml"
+    site.write_text("defaults:\n  gpu: nv\n")
+    environ = {"CW_GLOBAL_YAML": str(site)}
+    assert json.loads((tmp_path / manifest.MANIFEST_PATH).read_text())["gpu"] == "rocm"
+    assert update_config(build_config({}, environ), tmp_path).gpu == "rocm"
+    assert update_config(build_config({"gpu": "none"}, environ), tmp_path).gpu == "none"
