@@ -19,11 +19,11 @@ import os
 import shutil
 import sys
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 from tykky import log, runner
+from tykky._compat import resources
 from tykky.config import Config
 from tykky.errors import TykkyError
 

@@ -8,12 +8,12 @@ wrong key or type is reported with the file (or "command line") it came from.
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import yaml
 
+from tykky._compat import resources
 from tykky.errors import TykkyError
 
 SECTIONS = ("defaults", "force", "appends", "prepends")

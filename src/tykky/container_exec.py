@@ -1,13 +1,13 @@
 """Running build steps inside the container, with the same binds policy as the installation."""
 import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from tykky_shim import launcher
 
 from tykky import hostpip, runner
+from tykky._compat import resources
 from tykky.config import Config
 from tykky.runtime import Runtime, clean_environment, exec_argv, gpu_flags
 

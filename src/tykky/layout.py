@@ -11,12 +11,12 @@ replaced by a rename, so a program starting meanwhile sees the old or the new en
 """
 import os
 import shutil
-from importlib import resources
 from pathlib import Path
 from typing import Iterable, Mapping, Optional
 
 from tykky import manifest as manifest_module
 from tykky import runner
+from tykky._compat import resources
 from tykky.errors import TykkyError
 from tykky.manifest import Manifest
 

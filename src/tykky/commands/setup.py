@@ -10,11 +10,11 @@ D defaults to the directory of tykky.pyz. Running setup again (another config, a
 tykky.pyz) replaces these files, each atomically.
 """
 import shlex
-from importlib import resources
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 from tykky import __version__, layout, program
+from tykky._compat import resources
 from tykky.config import read_site_config, shipped_site_configs
 from tykky.errors import TykkyError
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import List
 
 from tykky import log
+from tykky._compat import copy_tree_into
 from tykky.config import Config
 from tykky.container_exec import BuildContainer
 from tykky.errors import TykkyError
@@ -74,7 +75,7 @@ def python(config: Config, source: Path) -> str:
 def copy_tree(source: Path, tree: Path) -> None:
     log.info(f"Copying {source} into the image")
     try:
-        shutil.copytree(source, tree, symlinks=True, dirs_exist_ok=True)
+        copy_tree_into(source, tree)
     except shutil.Error as exc:
         failures = [f"    {failed}: {why}" for failed, _target, why in exc.args[0][:8]]
         raise TykkyError(f"Cannot copy {source} into the image: {len(exc.args[0])} entries could not be "
