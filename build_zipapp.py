@@ -3,8 +3,13 @@
 
 shiv packs the packages (reproducibly: same inputs, same bytes); its bootstrap is then replaced
 by zipapp/main.py (a per-user extraction cache, fast warm starts) and its shebang line by
-zipapp/preamble.sh, which finds a suitable Python on the machine it runs on. Dependencies are
-pinned to releases that still support the oldest Python the tool runs on.
+zipapp/preamble.sh, which finds a suitable Python on the machine it runs on.
+
+One archive runs on every Python from the oldest supported (requires-python) on: its dependencies
+are pinned to releases that still support that one, resolved for it as wheels, and carry no
+compiled extension module (PyYAML then uses its pure-Python parser). Backports of standard
+modules go into their own directory, which zipapp/main.py puts on sys.path only on the Pythons
+that lack the module, so they never shadow a later Python's standard library.
 """
 import argparse
 import json
@@ -19,7 +24,10 @@ from pathlib import Path
 from typing import List, Tuple
 
 HERE = Path(__file__).resolve().parent
-DEPENDENCIES = ["click==8.1.8", "PyYAML==6.0.2"]
+DEPENDENCIES = ["click==8.0.4", "PyYAML==6.0.1"]
+# Python 3.6 has no dataclasses module (3.7 brought it).
+BACKPORTS = ["dataclasses==0.8"]
+BACKPORTS_DIRECTORY = "backports-py36"  # zipapp/main.py adds it to sys.path on 3.6
 # --with-conda bundles the conda solver (25 MB, Python >= 3.10); without it, conda-containerize
 # installs it once per user (see src/tykky/conda_backend.py).
 CONDA_DEPENDENCIES = ["py-rattler==0.28.0"]
@@ -71,15 +79,33 @@ def assemble(packed: Path, output: Path, pinned: str) -> None:
     output.chmod(0o755)
 
 
+def pip_install(target: Path, *arguments: str) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--disable-pip-version-check",
+                    "--target", str(target), *arguments], check=True)
+
+
+def install_packages(site: Path, with_conda: bool) -> None:
+    """Pure-Python wheels for the oldest supported Python, then tykky itself, then the solver."""
+    oldest = ".".join(map(str, minimum_python()))
+    # --no-deps: the lists are complete (click's importlib-metadata on < 3.8 serves only a
+    # version_option without a version, which tykky does not use). pip checks requires-python
+    # against the Python running it, which a backport for an older one fails.
+    pip_install(site, "--no-deps", "--only-binary=:all:", "--python-version", oldest, *DEPENDENCIES)
+    pip_install(site / BACKPORTS_DIRECTORY, "--no-deps", "--only-binary=:all:", "--python-version", oldest,
+                "--ignore-requires-python", *BACKPORTS)
+    for extension in sorted(site.rglob("*.so")):
+        extension.unlink()  # built for one Python only; the package falls back to pure Python
+    pip_install(site, "--no-deps", str(HERE))
+    if with_conda:
+        pip_install(site, *CONDA_DEPENDENCIES)
+
+
 def build(output: Path, pinned: str, with_conda: bool = False) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
-    extra = CONDA_DEPENDENCIES if with_conda else []
     with tempfile.TemporaryDirectory() as staging:
         site = Path(staging) / "site"
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-compile",
-                        "--disable-pip-version-check", "--target", str(site), *DEPENDENCIES, *extra, str(HERE)],
-                       check=True)
-        for leftover in site.glob("*.dist-info/RECORD"):
+        install_packages(site, with_conda)
+        for leftover in site.rglob("*.dist-info/RECORD"):
             leftover.unlink()  # lists absolute build paths and hashes: not reproducible
         for cache in site.rglob("__pycache__"):
             shutil.rmtree(cache)

@@ -116,15 +116,15 @@ def test_unversioned_python3_is_used_when_it_is_recent_enough(preamble, tmp_path
 
 
 def test_no_suitable_python_gives_one_message_naming_what_was_found(preamble, tmp_path):
-    fake_python(tmp_path / "a" / "python3.6")
+    fake_python(tmp_path / "a" / "python3.5")
     fake_python(tmp_path / "a" / "python3", version_ok=False)
     completed = run(preamble(), str(tmp_path / "a"), tmp_path)
     assert completed.returncode == 1
     assert completed.stdout == ""
     message = completed.stderr.strip()
     assert message.count("\n") == 0
-    assert "no Python 3.8 or newer" in message
-    assert str(tmp_path / "a" / "python3.6") in message and str(tmp_path / "a" / "python3") in message
+    assert "no Python 3.6 or newer" in message
+    assert str(tmp_path / "a" / "python3.5") in message and str(tmp_path / "a" / "python3") in message
     assert "TYKKY_PYTHON" in message
 
 
@@ -136,8 +136,8 @@ def test_build_refuses_a_pinned_path_that_breaks_the_preamble():
 
 
 def test_minimum_python_comes_from_pyproject():
-    assert load_build_script().minimum_python() == (3, 8)
-    assert load_main().MINIMUM == (3, 8)
+    assert load_build_script().minimum_python() == (3, 6)
+    assert load_main().MINIMUM == (3, 6)
 
 
 def test_too_old_python_is_told_what_to_do(monkeypatch, capsys):
@@ -198,3 +198,7 @@ def test_prune_removes_only_old_extractions_and_leftovers(tmp_path):
         age(root / name, days)
     main.prune(str(root), str(root / "tykky-current"))
     assert sorted(p.name for p in root.iterdir()) == ["someone-else", "tykky-current", "tykky-recent"]
+
+
+def test_backports_go_where_the_bootstrap_looks_for_them():
+    assert load_build_script().BACKPORTS_DIRECTORY == load_main().BACKPORTS_36

@@ -12,11 +12,13 @@ import os
 import sys
 
 # build_zipapp.py writes both: requires-python of pyproject.toml, the packages' hash.
-MINIMUM = (3, 8)
+MINIMUM = (3, 6)
 BUILD_ID = "unbuilt"
 KEEP_DAYS = 14
 DAY = 86400
 MEMBERS = "site-packages/"
+# Backports of standard modules Python 3.6 lacks (dataclasses), put on sys.path only there.
+BACKPORTS_36 = "backports-py36"
 
 
 def fail(message):
@@ -29,6 +31,30 @@ def check_python():
         fail("%s is Python %d.%d, too old: tykky needs Python %d.%d or newer. Set TYKKY_PYTHON to a "
              "newer python3 (or load a newer Python module) and run it again."
              % (((sys.executable or "this interpreter"),) + tuple(sys.version_info[:2]) + MINIMUM))
+
+
+def utf8_locale():
+    """Python 3.6 in the C or POSIX locale writes ASCII only (and click refuses to run): do what
+    3.7 does itself (PEP 538, 540), set LC_CTYPE (LC_ALL, if that is what set the C locale) to a
+    UTF-8 locale, inherited by the programs it runs, and start again with the same options."""
+    if sys.version_info >= (3, 7) or not sys.executable:
+        return
+    import codecs
+    import locale
+
+    if codecs.lookup(locale.getpreferredencoding(False)).name != "ascii":
+        return
+    for name in ("C.UTF-8", "C.utf8", "UTF-8"):
+        try:
+            locale.setlocale(locale.LC_CTYPE, name)
+        except locale.Error:
+            continue
+        if codecs.lookup(locale.getpreferredencoding(False)).name == "utf-8":
+            os.environ["LC_ALL" if os.environ.get("LC_ALL") else "LC_CTYPE"] = name
+            options = [option for option, given in (("-E", sys.flags.ignore_environment),
+                                                    ("-s", sys.flags.no_user_site), ("-S", sys.flags.no_site))
+                       if given]
+            os.execv(sys.executable, [sys.executable] + options + sys.argv)
 
 
 def home_directory():
@@ -170,8 +196,12 @@ def site_packages(archive):
 
 def main():
     check_python()
+    utf8_locale()
     archive = os.path.abspath(sys.argv[0])
-    sys.path.insert(0, site_packages(archive))
+    site = site_packages(archive)
+    sys.path.insert(0, site)
+    if sys.version_info < (3, 7):
+        sys.path.insert(1, os.path.join(site, BACKPORTS_36))
     from tykky import program
 
     program.started_from_archive(archive, os.environ.pop("_TYKKY_PYTHON_FROM", "command line"))
