@@ -125,3 +125,62 @@ def test_channel_names_resolve_through_the_site_channel_alias(channel, backend, 
                                            channel_alias=mirror.as_uri()), tmp_path / "w")
     assert [p["name"] for p in response["packages"]] == ["tykky-where"]
     assert response["packages"][0]["url"].startswith(mirror.as_uri() + "/tykky-mirror/")
+
+
+def fake_python(path, version: str):  # type: ignore[no-untyped-def]
+    """Answers the version question (the last line of its output) with `version`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\necho {version}\n")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def old_running_python(monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
+    """tykky running on a Python older than the solver needs (3.6), with a PATH of test directories."""
+    monkeypatch.setattr(conda_backend, "running_python_can_solve", lambda: False)
+    monkeypatch.setattr(conda_backend, "SYSTEM_DIRECTORIES", [str(tmp_path / "system")])
+    return tmp_path
+
+
+def test_an_old_running_python_finds_the_newest_solver_python_on_path(old_running_python, monkeypatch):
+    root = old_running_python
+    fake_python(root / "pyenv" / "shims" / "python3.13", "3.13")  # shims are never used
+    fake_python(root / "a" / "python3.12", "3.9")  # a name that lies is checked
+    fake_python(root / "a" / "python3.10", "3.10")
+    chosen = fake_python(root / "b" / "python3.11", "3.11")
+    fake_python(root / "system" / "python3.10", "3.10")
+    monkeypatch.setenv("PATH", f"{root / 'pyenv' / 'shims'}:relative:{root / 'a'}:{root / 'b'}")
+    assert conda_backend.solver_python(Config()) == str(chosen)
+
+
+def test_the_system_directory_and_an_unversioned_python3_count(old_running_python, monkeypatch):
+    root = old_running_python
+    fake_python(root / "a" / "python3", "3.6")
+    monkeypatch.setenv("PATH", str(root / "a"))
+    system = fake_python(root / "system" / "python3", "3.12")
+    assert conda_backend.solver_python(Config()) == str(system)
+
+
+def test_rattler_python_wins_over_the_search(old_running_python, monkeypatch):
+    fake_python(old_running_python / "a" / "python3.12", "3.12")
+    configured = fake_python(old_running_python / "mine" / "python", "3.10")
+    monkeypatch.setenv("PATH", str(old_running_python / "a"))
+    assert conda_backend.solver_python(Config(rattler_python=str(configured))) == str(configured)
+
+
+def test_no_solver_python_says_how_to_get_one(old_running_python, monkeypatch):
+    fake_python(old_running_python / "a" / "python3.9", "3.9")
+    monkeypatch.setenv("PATH", str(old_running_python / "a"))
+    with pytest.raises(TykkyError) as caught:
+        conda_backend.solver_python(Config())
+    message = str(caught.value)
+    assert "needs a Python >= 3.10" in message and "found no python3.10 or newer on PATH" in message
+    assert "module load python" in message and "rattler_python" in message
+
+
+def test_a_bundled_rattler_runs_with_the_solver_python_on_an_old_python(old_running_python, monkeypatch):
+    solver = fake_python(old_running_python / "a" / "python3.12", "3.12")
+    monkeypatch.setenv("PATH", str(old_running_python / "a"))
+    backend = find_backend(Config())
+    assert backend == Backend(python=str(solver), site=conda_backend.importable_rattler())

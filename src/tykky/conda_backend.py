@@ -1,17 +1,19 @@
 """Where the conda solver and installer (py-rattler) comes from, and running it.
 
 py-rattler is a 25 MB native wheel for Python >= 3.10, so the tool does not import it: pip mode
-and the wrap commands never need it, and the builder keeps running on Python >= 3.8. Conda mode
+and the wrap commands never need it, and the builder keeps running on Python >= 3.6. Conda mode
 runs `conda_worker.py` as its own process with a Python that can import py-rattler, found in
 this order:
 
-1. a py-rattler the running Python already imports (installed beside tykky, or bundled into a
-   zipapp built with `build_zipapp.py --with-conda`), when that Python is >= 3.10;
+1. a py-rattler beside tykky (installed with it, or bundled into a zipapp built with
+   `build_zipapp.py --with-conda`), run by the running Python when that is >= 3.10, else by the
+   solver Python (see 3.);
 2. the directory `rattler_path` (site configuration; a site installs it once for everyone),
    else the per-user cache `${XDG_CACHE_HOME:-~/.cache}/tykky/py-rattler-<version>`;
 3. otherwise it is installed there once, from the package index, with `python -m pip install
-   --target`, by the first of: `rattler_python` (configuration), the running Python, python3.14
-   ... python3.10 on PATH.
+   --target`, by the solver Python: `rattler_python` (configuration), else the running Python,
+   else the first of python3.14 ... python3.10, then python3, on PATH and in /usr/bin that is
+   >= 3.10 (never from a pyenv-style shims directory, as tykky.pyz's own search).
 """
 import importlib.util
 import json
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 RATTLER_VERSION = "0.28.0"
 MINIMUM_PYTHON = (3, 10)
 PYTHON_CANDIDATES = tuple(f"python3.{minor}" for minor in range(14, MINIMUM_PYTHON[1] - 1, -1))
+SYSTEM_DIRECTORIES = ["/usr/bin"]
 WORKER = "conda_worker.py"
 
 
@@ -53,6 +56,18 @@ def _version_of(python: str) -> Optional[Tuple[int, int]]:
         return None
 
 
+def running_python_can_solve() -> bool:
+    return sys.version_info[:2] >= MINIMUM_PYTHON
+
+
+def python_candidates() -> List[str]:
+    """python3.14 ... python3.10, then python3, in each PATH directory and /usr/bin, in that order."""
+    directories = [d.rstrip("/") or "/" for d in os.environ.get("PATH", "").split(os.pathsep) + SYSTEM_DIRECTORIES]
+    usable = [d for d in dict.fromkeys(directories) if os.path.isabs(d) and os.path.basename(d) != "shims"]
+    paths = [os.path.join(d, name) for name in PYTHON_CANDIDATES + ("python3",) for d in usable]
+    return [path for path in paths if os.path.isfile(path) and os.access(path, os.X_OK)]
+
+
 def solver_python(config: Config) -> str:
     """An interpreter that can run py-rattler: >= 3.10."""
     if config.rattler_python:
@@ -61,17 +76,18 @@ def solver_python(config: Config) -> str:
             raise TykkyError(f"rattler_python is {config.rattler_python}, which is not a Python >= 3.10. "
                              "Set it to a Python 3.10 or newer (the conda solver needs one).")
         return config.rattler_python
-    if sys.version_info[:2] >= MINIMUM_PYTHON:
+    if running_python_can_solve():
         return sys.executable
-    for name in PYTHON_CANDIDATES:
-        found = shutil.which(name)
-        if found and (_version_of(found) or (0, 0)) >= MINIMUM_PYTHON:
+    for found in python_candidates():
+        if (_version_of(found) or (0, 0)) >= MINIMUM_PYTHON:
+            log.debug(f"The conda solver runs with {found}")
             return found
     raise TykkyError(
-        f"conda-containerize needs a Python >= 3.10 for its solver (py-rattler); this is Python "
-        f"{sys.version.split()[0]} and no python3.10 or newer is on PATH. Load a newer Python, or "
-        "set rattler_python in the configuration to one. pip-containerize and the wrap commands "
-        "work with this Python."
+        f"conda-containerize needs a Python >= 3.10 for its solver (py-rattler); tykky runs on Python "
+        f"{sys.version.split()[0]} and found no python3.10 or newer on PATH or in /usr/bin. Load one "
+        "(for example with `module load python`) and run the command again, or set `rattler_python: "
+        "/path/to/python3.X` in the site configuration (CW_GLOBAL_YAML) or in the CONF.yaml of "
+        "`conda-containerize advanced`. pip-containerize and the wrap commands work with this Python."
     )
 
 
@@ -87,9 +103,7 @@ def has_rattler(site: Path) -> bool:
 
 
 def importable_rattler() -> str:
-    """The directory holding a py-rattler that the running Python can import, else ""."""
-    if sys.version_info[:2] < MINIMUM_PYTHON:
-        return ""
+    """The directory holding a py-rattler beside tykky, else "" (found, not imported)."""
     try:
         spec = importlib.util.find_spec("rattler")
     except (ImportError, ValueError):
@@ -132,7 +146,8 @@ def install_rattler(python: str, site: Path) -> None:
 def find_backend(config: Config) -> Backend:
     bundled = importable_rattler()
     if bundled and not config.rattler_path:
-        return Backend(python=sys.executable, site=bundled)
+        python = sys.executable if running_python_can_solve() else solver_python(config)
+        return Backend(python=python, site=bundled)
     site = cache_directory(config)
     python = solver_python(config)
     if not has_rattler(site):
