@@ -80,7 +80,8 @@ def solver_python(config: Config) -> str:
         return sys.executable
     for found in python_candidates():
         if (_version_of(found) or (0, 0)) >= MINIMUM_PYTHON:
-            log.debug(f"The conda solver runs with {found}")
+            log.info(f"The conda solver runs with {found} (it needs Python >= 3.10, tykky runs on "
+                     f"{sys.version.split()[0]})")
             return found
     raise TykkyError(
         f"conda-containerize needs a Python >= 3.10 for its solver (py-rattler); tykky runs on Python "
