@@ -8,6 +8,7 @@ CACHE_DIR=${TYKKY_CI_DIR:-/opt/tykky-ci}
 GLIBC_DIR="$CACHE_DIR/glibc"
 IMAGE_DIR="$CACHE_DIR/images"
 TEST_USER=${TYKKY_TEST_USER:-tykkytest}
+PYTHON36_DIR="$CACHE_DIR/python3.6"
 ARCH_TRIPLET=x86_64-linux-gnu
 
 log() { printf '[setup-host] %s\n' "$*" >&2; }
@@ -86,6 +87,28 @@ ensure_test_user() {
     grep -q "^$TEST_USER:" /etc/subuid || usermod --add-subuids 200000-265535 --add-subgids 200000-265535 "$TEST_USER"
 }
 
+provide_python36() {
+    # The oldest Python tykky runs on, for its tests as root and as the test user. This machine
+    # image has pyenv's build in root's private home (its libpython found by an absolute RUNPATH
+    # there): copied where both users can run it, its libpython found next to it.
+    local python="$PYTHON36_DIR/bin/python3.6" source
+    [ -x "$python" ] && "$python" -c 'import ssl, ctypes, venv' 2>/dev/null && return 0
+    source=$(find "${PYENV_ROOT:-/root/.pyenv}/versions" -maxdepth 1 -name '3.6.*' 2>/dev/null | sort -V | tail -n 1)
+    if [ -z "$source" ]; then
+        log "no Python 3.6 to copy (pyenv's ${PYENV_ROOT:-/root/.pyenv}/versions/3.6.*): the Python 3.6 tests will fail"
+        return 0
+    fi
+    log "copying $source to $PYTHON36_DIR"
+    rm -rf "$PYTHON36_DIR.tmp"
+    cp -a "$source" "$PYTHON36_DIR.tmp"
+    rm -rf "$PYTHON36_DIR.tmp"/lib/python3.6/{test,idlelib,tkinter,turtledemo,lib2to3/tests}
+    patchelf --set-rpath '$ORIGIN/../lib' "$PYTHON36_DIR.tmp/bin/python3.6"
+    chmod -R a+rX,go-w "$PYTHON36_DIR.tmp"
+    rm -rf "$PYTHON36_DIR"
+    mv "$PYTHON36_DIR.tmp" "$PYTHON36_DIR"
+    "$python" -c 'import ssl, ctypes, venv'
+}
+
 main() {
     [ "$(id -u)" -eq 0 ] || { log "run as root"; exit 1; }
     apt_install squashfs-tools squashfuse fuse2fs uidmap patchelf debootstrap python3-venv python3-pip hyperfine git
@@ -98,6 +121,7 @@ main() {
     apptainer --version >&2
     ensure_test_user
     build_debian_image base python3,python3-venv,python3-pip,ca-certificates
+    provide_python36
     log "ready: $(apptainer --version), base image $IMAGE_DIR/base.sif"
 }
 

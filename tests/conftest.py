@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BASE_IMAGE, REPO, ROOT, TEST_USER, make_owned_dir, user_named
+from tests.helpers import BASE_IMAGE, PYTHON36, REPO, ROOT, TEST_USER, make_owned_dir, user_named
 
 
 def apptainer_available() -> bool:
@@ -42,6 +42,17 @@ def pyz(workspace: Path) -> Path:
                    check=True, stdout=subprocess.DEVNULL)
     (workspace / "dist").chmod(0o755)
     return workspace / "dist" / "tykky.pyz"
+
+
+@pytest.fixture(scope="session")
+def python36() -> str:
+    """Python 3.6, the oldest the tool runs on; in CI its absence fails the tests that need it."""
+    if not os.access(PYTHON36, os.X_OK):
+        message = f"no Python 3.6 at {PYTHON36}: scripts/setup-host.sh copies pyenv's there"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return PYTHON36
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ REPO = Path(__file__).resolve().parents[1]
 TEST_USER = os.environ.get("TYKKY_TEST_USER", "tykkytest")
 BASE_IMAGE = os.environ.get("TYKKY_BASE_IMAGE", "/opt/tykky-ci/images/base.sif")
 SYSTEM_PYTHON = "/usr/bin/python3"
+# The oldest Python the tool runs on, where both users can run it (scripts/setup-host.sh).
+PYTHON36 = os.environ.get("TYKKY_PYTHON36", "/opt/tykky-ci/python3.6/bin/python3.6")
 # The host's CA and pip settings: package indexes are reached through TLS interception.
 PASSED_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR", "PIP_CERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
                     "PIP_DEFAULT_TIMEOUT", "PIP_DISABLE_PIP_VERSION_CHECK", "PIP_FIND_LINKS",
