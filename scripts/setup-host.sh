@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a Debian 12 machine for building and testing tykky: Apptainer (which Debian 12 does
-# not package), squashfs tools, a non-root test user and the cached base image. Idempotent: every
-# step checks whether its result is already there. Run as root.
+# not package), squashfs tools, a non-root test user, the cached base image and a Python 3.6 that
+# both users can run (the oldest tykky runs on). Idempotent: every step checks whether its result
+# is already there. Run as root.
 set -euo pipefail
 
 CACHE_DIR=${TYKKY_CI_DIR:-/opt/tykky-ci}
