@@ -5,9 +5,9 @@ import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, List
 
-from tykky import log
+from tykky import interrupts, log
 from tykky.errors import TykkyError
 
 
@@ -47,8 +47,20 @@ def build_directory(configured_base: str, keep: bool) -> Iterator[Path]:
     log.debug(f"build directory {path}")
     try:
         yield path
-    finally:
-        if keep:
-            log.warning(f"Build files kept in {path} (CW_DEBUG_KEEP_FILES is set)")
-        else:
-            remove_tree(path)
+    except BaseException:
+        _finish(path, keep)
+        raise
+    pending = _finish(path, keep)
+    if pending:
+        raise interrupts.Interrupted(pending[0])
+
+
+def _finish(path: Path, keep: bool) -> List[int]:
+    """Remove the build directory; an interruption meanwhile waits (so nothing is left), and
+    the signals that came are returned."""
+    if keep:
+        log.warning(f"Build files kept in {path} (CW_DEBUG_KEEP_FILES is set)")
+        return []
+    with interrupts.held_back() as pending:
+        remove_tree(path)
+    return pending

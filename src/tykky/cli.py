@@ -5,7 +5,6 @@ Reachable as `tykky <command>` and, through a symlink named after it, as the com
 """
 import functools
 import os
-import signal
 import sys
 import traceback
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, NoReturn, Optional, Sequence
 
 import click
 
-from tykky import __version__, log, program
+from tykky import __version__, interrupts, log, program
 from tykky.errors import TykkyError
 
 if TYPE_CHECKING:  # imported when a command runs: --help and --version stay fast
@@ -386,10 +385,6 @@ def warm_stop(prefix: Optional[str], force: bool) -> None:
         click.echo(f"stopped {name}")
 
 
-def _raise_interrupt(signum: int, _frame: Any) -> NoReturn:
-    raise KeyboardInterrupt
-
-
 def _entry_for_program_name(argv: Sequence[str]) -> "tuple[click.Command, str]":
     """`pip-containerize -> tykky.pyz` runs that command directly, under its own name."""
     name = os.path.basename(argv[0]) if argv else ""
@@ -403,7 +398,7 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
     """Entry point: one error handler for the whole tool."""
     argv = list(sys.argv if argv is None else argv)
     log.configure(log.level_from_environment())
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    interrupts.install_handlers()
     entry, prog_name = _entry_for_program_name(argv)
     try:
         entry.main(args=argv[1:], prog_name=prog_name, standalone_mode=False, complete_var="_TYKKY_COMPLETE")
@@ -412,11 +407,12 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
         log.debug(traceback.format_exc())
         sys.exit(error.exit_code)
     except click.exceptions.Abort:
-        log.error("Interrupted; nothing was changed.")
+        log.error(interrupts.Interrupted().message())
         sys.exit(130)
-    except KeyboardInterrupt:
-        log.error("Interrupted; nothing was changed.")
-        sys.exit(130)
+    except KeyboardInterrupt as error:
+        interrupted = interrupts.as_interrupted(error)
+        log.error(interrupted.message())
+        sys.exit(interrupted.exit_code)
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)

@@ -59,6 +59,8 @@ class Config:
     modulefile_tcl: bool = False
     # GPUs at every launch and build: nv or rocm give the runtime --nv or --rocm; none (or empty) neither.
     gpu: str = ""
+    # Seconds a writer waits for another writer of the same installation; negative: as long as it takes.
+    lock_timeout: int = -1
     # what the user asked for
     requirements_file: str = ""
     pre_install: Tuple[str, ...] = ()
@@ -239,6 +241,18 @@ def _environment_values(environ: Mapping[str, str]) -> Dict[str, Any]:
     return values
 
 
+def _lock_timeout(environ: Mapping[str, str]) -> Optional[int]:
+    raw = environ.get("TYKKY_LOCK_TIMEOUT", "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise TykkyError(f"TYKKY_LOCK_TIMEOUT={raw} is not a whole number of seconds: set it to how long "
+                         "to wait for another writer of the installation (-1: as long as it takes), "
+                         "or unset it.") from None
+
+
 def build_config(user: Mapping[str, Any], environ: Mapping[str, str],
                  selected_site: Optional[str] = None) -> Config:
     """Merge site file, user values and environment into the frozen Config."""
@@ -252,6 +266,8 @@ def build_config(user: Mapping[str, Any], environ: Mapping[str, str],
     values.update(_environment_values(environ))
     if environ.get("CW_BUILD_TMPDIR") and "build_tmpdir_base" not in site["force"]:
         values["build_tmpdir_base"] = environ["CW_BUILD_TMPDIR"]
+    if _lock_timeout(environ) is not None and "lock_timeout" not in site["force"]:
+        values["lock_timeout"] = _lock_timeout(environ)
     config = Config(site_config_path=str(path), given_keys=tuple(sorted(user)), **values)
     cores = os.cpu_count() or 1
     max_cpus = max(1, min(config.max_num_cpus, cores))

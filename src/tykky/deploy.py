@@ -6,7 +6,7 @@ import stat
 from pathlib import Path
 from typing import Optional
 
-from tykky import log
+from tykky import interrupts, log
 from tykky.builddir import remove_tree
 from tykky.errors import TykkyError
 
@@ -78,7 +78,8 @@ def deploy_new(staging_tree: Path, prefix: Path) -> None:
             _adopt_group(staging, group)
         if prefix.is_dir():
             os.chmod(staging, prefix.stat().st_mode & 0o7777)
-        os.rename(staging, prefix)
+        with interrupts.publishing(prefix):
+            os.rename(staging, prefix)
     except OSError as exc:
         raise TykkyError(f"Cannot install into {prefix}: {exc.strerror} ({exc.filename}).") from exc
     finally:

@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
-from tykky import containers, deploy, history, layers, layout, log, modulefile, program
+from tykky import containers, deploy, history, interrupts, layers, layout, lock, log, modulefile, program
 from tykky import manifest as manifest_module
 from tykky.builddir import build_directory
 from tykky.config import Config
@@ -76,6 +76,14 @@ def build_new(config: Config, mode: ModeSteps) -> Path:
     _check_inputs(config)
     modulefile.check(config)
     deploy.check_new_prefix(prefix)
+    with lock.held(prefix, config.lock_timeout):
+        deploy.check_new_prefix(prefix)  # another writer may have made it while this one waited
+        _build_new(config, mode, prefix)
+        modulefile.write_for(config, prefix)
+    return prefix
+
+
+def _build_new(config: Config, mode: ModeSteps, prefix: Path) -> None:
     runtime = find_runtime(config.singularity_executable_path)
     with build_directory(config.build_tmpdir_base, config.debug_keep_files) as build:
         image = containers.obtain(config.container_src, runtime, build)
@@ -100,8 +108,6 @@ def build_new(config: Config, mode: ModeSteps) -> Path:
         layout.write_installation(stage, manifest, interpreter=launcher_interpreter(config),
                                   system_site=config.enable_site_packages)
         deploy.deploy_new(stage, prefix)
-    modulefile.write_for(config, prefix)
-    return prefix
 
 
 def _record(root: Path, config: Config, staged: Mapping[str, Optional[str]], kind: str = "new") -> None:
@@ -111,19 +117,23 @@ def _record(root: Path, config: Config, staged: Mapping[str, Optional[str]], kin
 
 
 def update(config: Config, mode: ModeSteps, prefix: Path) -> None:
-    """Apply new inputs to an installation; running programs keep the images they opened."""
+    """Apply new inputs to an installation; running programs keep the images they opened.
+
+    The writer lock is held from reading the installation to putting the new one in place
+    (the command takes it before it reads the saved configuration)."""
     prefix = prefix.absolute()
-    previous = manifest_module.load(prefix)
-    deploy.check_update_prefix(prefix)
-    _check_inputs(config)
-    modulefile.check(config)
-    runtime = find_runtime(config.singularity_executable_path)
-    with build_directory(config.build_tmpdir_base, config.debug_keep_files) as build:
-        staged = mode.stage_inputs(config, build)
-        if not (mode.layered_update and layers.can_stack(previous)
-                and _try_stacked_update(config, mode, prefix, previous, runtime, build, staged)):
-            _rebuild_update(config, mode, prefix, previous, runtime, build, staged)
-    modulefile.write_for(config, prefix)
+    with lock.held(prefix, config.lock_timeout):
+        previous = manifest_module.load(prefix)
+        deploy.check_update_prefix(prefix)
+        _check_inputs(config)
+        modulefile.check(config)
+        runtime = find_runtime(config.singularity_executable_path)
+        with build_directory(config.build_tmpdir_base, config.debug_keep_files) as build:
+            staged = mode.stage_inputs(config, build)
+            if not (mode.layered_update and layers.can_stack(previous)
+                    and _try_stacked_update(config, mode, prefix, previous, runtime, build, staged)):
+                _rebuild_update(config, mode, prefix, previous, runtime, build, staged)
+        modulefile.write_for(config, prefix)
     log.info(f"Updated {prefix}")
 
 
@@ -175,10 +185,11 @@ def _stacked_update(config: Config, mode: ModeSteps, prefix: Path, previous: Man
     name = layers.layer_name(build_id)
     stack = previous.layers + (Layer(image=name, target=previous.installation_path, mount=layers.OVERLAY),)
     manifest = _finish_update(config, mode, prefix, previous, container, found, build_id, staged, stack)
-    deploy.place_file(image, prefix / name)
-    _record(prefix, config, staged, kind="update")
-    layout.write_installation(prefix, manifest, interpreter=launcher_interpreter(config),
-                              system_site=config.enable_site_packages, previous=previous)
+    with interrupts.publishing(prefix):
+        deploy.place_file(image, prefix / name)
+        _record(prefix, config, staged, kind="update")
+        layout.write_installation(prefix, manifest, interpreter=launcher_interpreter(config),
+                                  system_site=config.enable_site_packages, previous=previous)
     return manifest
 
 
@@ -195,26 +206,29 @@ def _rebuild_update(config: Config, mode: ModeSteps, prefix: Path, previous: Man
     name = first.image if len(previous.layers) == 1 else layers.layer_name(build_id)
     stack = (Layer(image=name, target=first.target, mount=first.mount),)
     manifest = _finish_update(config, mode, prefix, previous, container, found, build_id, staged, stack)
-    deploy.place_file(new_image, prefix / name)
-    _record(prefix, config, staged, kind="update")
-    layout.write_installation(prefix, manifest, interpreter=launcher_interpreter(config),
-                              system_site=config.enable_site_packages, previous=previous)
-    layers.remove_unused_layers(prefix, previous, manifest)
+    with interrupts.publishing(prefix):
+        deploy.place_file(new_image, prefix / name)
+        _record(prefix, config, staged, kind="update")
+        layout.write_installation(prefix, manifest, interpreter=launcher_interpreter(config),
+                                  system_site=config.enable_site_packages, previous=previous)
+        layers.remove_unused_layers(prefix, previous, manifest)
 
 
 def _replace_layers(prefix: Path, before: Manifest, after: Manifest) -> None:
-    manifest_module.write(after, prefix)
-    layers.remove_unused_layers(prefix, before, after)
+    with interrupts.publishing(prefix):
+        manifest_module.write(after, prefix)
+        layers.remove_unused_layers(prefix, before, after)
 
 
 def compact(config: Config, prefix: Path) -> None:
     """Merge an installation's layers into one image."""
     prefix = prefix.absolute()
-    before = manifest_module.load(prefix)
-    deploy.check_update_prefix(prefix)
-    runtime = find_runtime(config.singularity_executable_path)
-    with build_directory(config.build_tmpdir_base, config.debug_keep_files) as build:
-        _replace_layers(prefix, before, layers.compact(prefix, runtime, config, build))
+    with lock.held(prefix, config.lock_timeout):
+        before = manifest_module.load(prefix)
+        deploy.check_update_prefix(prefix)
+        runtime = find_runtime(config.singularity_executable_path)
+        with build_directory(config.build_tmpdir_base, config.debug_keep_files) as build:
+            _replace_layers(prefix, before, layers.compact(prefix, runtime, config, build))
     log.info(f"Compacted {prefix} into one layer")
 
 

@@ -5,19 +5,22 @@ a failure into a TykkyError carrying the tool's own error lines.
 """
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import threading
 from dataclasses import dataclass
 from typing import IO, List, Mapping, Optional, Sequence
 
-from tykky import log
+from tykky import interrupts, log
 from tykky.errors import TykkyError
 
 # Lines that carry a tool's own explanation of a failure.
 _ERROR_MARKERS = ("ERROR", "FATAL", "Error", "error:", "E:", "No matching distribution",
                   "Could not", "Traceback", "failed", "cannot", "No such file")
 _TAIL_LINES = 15
+# How long a program stopped by an interruption may take to finish before it is killed.
+_STOP_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,33 @@ def _pump(stream: IO[bytes], chunks: List[str], echo: bool) -> None:
             sys.stderr.flush()
 
 
+def _signal_group(process: "subprocess.Popen[bytes]", number: int) -> None:
+    try:
+        os.killpg(process.pid, number)
+    except ProcessLookupError:
+        pass
+
+
+def _stop(process: "subprocess.Popen[bytes]") -> None:
+    """End the program and everything it started, so that nothing keeps writing once the build
+    directory is gone. It runs in its own session: the terminal's Ctrl-C reaches only this
+    process, which decides; another Ctrl-C meanwhile does not cut this short."""
+    with interrupts.held_back():
+        _signal_group(process, signal.SIGTERM)
+        try:
+            process.wait(timeout=_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
+        _signal_group(process, signal.SIGKILL)  # what ignored SIGTERM, or outlived the program
+        process.wait()
+
+
+def _failure(what: str, returncode: int) -> str:
+    if returncode < 0:
+        return f"{what} failed: it was killed by {signal.Signals(-returncode).name}:"
+    return f"{what} failed (exit code {returncode}):"
+
+
 def run(argv: Sequence[str], *, what: str, env: Optional[Mapping[str, str]] = None,
         cwd: Optional[str] = None, echo: Optional[bool] = None, check: bool = True,
         stdin_text: Optional[str] = None) -> Completed:
@@ -55,7 +85,7 @@ def run(argv: Sequence[str], *, what: str, env: Optional[Mapping[str, str]] = No
     try:
         process = subprocess.Popen(argv, env=dict(env) if env is not None else None, cwd=cwd,
                                    stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     except OSError as exc:
         raise TykkyError(f"{what} failed: cannot run {argv[0]}: {exc.strerror}") from exc
     chunks: List[str] = []
@@ -67,11 +97,10 @@ def run(argv: Sequence[str], *, what: str, env: Optional[Mapping[str, str]] = No
             process.stdin.close()
         returncode = process.wait()
     except BaseException:
-        process.kill()
-        process.wait()
+        _stop(process)
         raise
     pump.join()
     output = "".join(chunks)
     if check and returncode != 0:
-        raise TykkyError(f"{what} failed (exit code {returncode}):", details=error_lines(output))
+        raise TykkyError(_failure(what, returncode), details=error_lines(output))
     return Completed(argv, returncode, output)

@@ -5,7 +5,7 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from tykky import history, installation, log
+from tykky import history, installation, lock, log
 from tykky.conda_env_file import EnvFile, read_env_file
 from tykky.config import Config, coerce
 from tykky.errors import TykkyError
@@ -41,11 +41,12 @@ def _kept_values(prefix: Path) -> Dict[str, Any]:
 
 
 def update(config: Config, prefix: Path) -> None:
-    installation.check_update_mode(prefix, "conda-containerize", (MODE,))
-    env_file = read_env_file(config.env_file) if config.env_file else None
-    config = installation.update_config(config, prefix)
-    config = config.with_values(**_kept_values(prefix))
-    installation.update(config, mode_steps(env_file), prefix)
+    with lock.held(prefix, config.lock_timeout):  # from reading the installation to the new one
+        installation.check_update_mode(prefix, "conda-containerize", (MODE,))
+        env_file = read_env_file(config.env_file) if config.env_file else None
+        config = installation.update_config(config, prefix)
+        config = config.with_values(**_kept_values(prefix))
+        installation.update(config, mode_steps(env_file), prefix)
 
 
 def _commands(value: Any, key: str, source: str) -> List[str]:

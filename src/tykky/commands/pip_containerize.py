@@ -2,7 +2,7 @@
 from pathlib import Path
 from typing import Optional
 
-from tykky import installation, wrapping
+from tykky import installation, lock, wrapping
 from tykky.commands import wrap_install as wrap_install_command
 from tykky.config import Config
 from tykky.installation import ModeSteps
@@ -42,7 +42,8 @@ def new(config: Config) -> Path:
 
 
 def update(config: Config, prefix: Path) -> None:
-    if installation.check_update_mode(prefix, "pip-containerize", ("pip", "wrap-install")) == "wrap-install":
-        wrap_install_command.update(config, prefix)
-        return
-    installation.update(installation.update_config(config, prefix), mode_steps(), prefix)
+    with lock.held(prefix, config.lock_timeout):  # from reading the installation to the new one
+        if installation.check_update_mode(prefix, "pip-containerize", ("pip", "wrap-install")) == "wrap-install":
+            wrap_install_command.update(config, prefix)
+            return
+        installation.update(installation.update_config(config, prefix), mode_steps(), prefix)

@@ -9,7 +9,7 @@ import os
 import posixpath
 from pathlib import Path
 
-from tykky import containers, deploy, layout, modulefile, wrapping
+from tykky import containers, deploy, layout, lock, modulefile, wrapping
 from tykky.builddir import build_directory
 from tykky.config import Config
 from tykky.container_exec import BuildContainer
@@ -67,9 +67,11 @@ def new(config: Config, container_src: str) -> Path:
     prefix = Path(config.installation_prefix).absolute()
     modulefile.check(config)
     deploy.check_new_prefix(prefix)
-    runtime = find_runtime(config.singularity_executable_path)
-    with build_directory(config.build_tmpdir_base, config.debug_keep_files) as build:
-        stage = _build(config, runtime, build)
-        deploy.deploy_new(stage, prefix)
-    modulefile.write_for(config, prefix)
+    with lock.held(prefix, config.lock_timeout):
+        deploy.check_new_prefix(prefix)  # another writer may have made it while this one waited
+        runtime = find_runtime(config.singularity_executable_path)
+        with build_directory(config.build_tmpdir_base, config.debug_keep_files) as build:
+            stage = _build(config, runtime, build)
+            deploy.deploy_new(stage, prefix)
+        modulefile.write_for(config, prefix)
     return prefix

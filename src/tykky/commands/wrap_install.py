@@ -3,7 +3,7 @@ import dataclasses
 from functools import partial
 from pathlib import Path
 
-from tykky import installation, wrapping
+from tykky import installation, lock, wrapping
 from tykky.config import Config
 from tykky.errors import TykkyError
 from tykky.installation import ModeSteps
@@ -31,6 +31,11 @@ def update(config: Config, prefix: Path) -> None:
     if config.requirements_file:
         raise TykkyError(f"{prefix} was made by wrap-install: it has no virtual environment to install "
                          "requirements into. Install them with --post-install commands instead.")
+    with lock.held(prefix, config.lock_timeout):  # from reading the installation to the new one
+        _update(config, prefix)
+
+
+def _update(config: Config, prefix: Path) -> None:
     config = installation.update_config(config, prefix)
     # The saved -w paths are in-container paths already (see new): DIR is not needed to map them.
     steps = dataclasses.replace(mode_steps(Path(config.installation_path)), fill_tree=wrap_install.run_update_hooks,
