@@ -103,3 +103,12 @@ def test_gpu_setting_is_one_of_nv_rocm_none(tmp_path):
 def test_given_keys_name_what_the_user_chose(tmp_path):
     config = build_config({"gpu": "rocm"}, site(tmp_path, "defaults:\n  isolate: yes\n"))
     assert config.given_keys == ("gpu",)
+
+
+def test_lock_timeout_waits_by_default_and_comes_from_the_site_or_the_environment(tmp_path):
+    environ = site(tmp_path, "defaults:\n  lock_timeout: 30\n")
+    assert build_config({}, {**environ, "CW_GLOBAL_YAML": "generic"}).lock_timeout == -1
+    assert build_config({}, environ).lock_timeout == 30
+    assert build_config({}, {**environ, "TYKKY_LOCK_TIMEOUT": "0"}).lock_timeout == 0
+    with pytest.raises(TykkyError, match="TYKKY_LOCK_TIMEOUT=soon is not a whole number"):
+        build_config({}, {**environ, "TYKKY_LOCK_TIMEOUT": "soon"})
