@@ -81,3 +81,16 @@ def test_a_program_killed_by_a_signal_says_so():
     with pytest.raises(runner.TykkyError, match="killed by SIGKILL"):
         runner.run([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
                    what="installing")
+
+
+def test_the_interruption_behind_clicks_abort_is_found():
+    import click
+
+    try:
+        try:
+            raise Interrupted(signal.SIGTERM)
+        except KeyboardInterrupt as error:
+            raise click.exceptions.Abort() from error
+    except click.exceptions.Abort as abort:
+        assert interrupts.as_interrupted(abort).exit_code == 143
+    assert interrupts.as_interrupted(KeyboardInterrupt()).exit_code == 130

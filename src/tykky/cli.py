@@ -406,10 +406,7 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
         log.error(str(error))
         log.debug(traceback.format_exc())
         sys.exit(error.exit_code)
-    except click.exceptions.Abort:
-        log.error(interrupts.Interrupted().message())
-        sys.exit(130)
-    except KeyboardInterrupt as error:
+    except (click.exceptions.Abort, KeyboardInterrupt) as error:  # click turns an interruption into Abort
         interrupted = interrupts.as_interrupted(error)
         log.error(interrupted.message())
         sys.exit(interrupted.exit_code)

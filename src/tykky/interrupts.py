@@ -47,8 +47,12 @@ def install_handlers() -> None:
             signal.signal(number, _raise_interrupted)
 
 
-def as_interrupted(error: KeyboardInterrupt) -> Interrupted:
-    return error if isinstance(error, Interrupted) else Interrupted(signal.SIGINT)
+def as_interrupted(error: BaseException) -> Interrupted:
+    """The interruption behind error (click wraps it in Abort); a plain KeyboardInterrupt is SIGINT."""
+    for cause in (error, error.__cause__, error.__context__):
+        if isinstance(cause, Interrupted):
+            return cause
+    return Interrupted(signal.SIGINT)
 
 
 @contextmanager
