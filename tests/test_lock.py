@@ -205,3 +205,28 @@ def test_an_installation_in_a_directory_only_its_owner_may_not_write_is_locked_i
     (tmp_path / "ro").chmod(0o555)
     assert lock.lock_path(tmp_path / "ro" / "inst") == tmp_path / "ro" / "inst" / lock.SUFFIX
     assert lock.lock_path(tmp_path / "inst") == tmp_path / ".inst.tykky-lock"
+
+
+def test_ctrl_c_while_waiting_stops_the_wait(tmp_path, holding):
+    waiter_script = textwrap.dedent("""
+        import sys
+        from pathlib import Path
+        from tykky import interrupts, lock, log
+        log.configure(2)
+        interrupts.install_handlers()
+        try:
+            with lock.held(Path(sys.argv[1])):
+                sys.exit(3)
+        except interrupts.Interrupted as error:
+            sys.exit(error.exit_code)
+    """)
+    waiter = subprocess.Popen([sys.executable, "-c", waiter_script, str(tmp_path / "inst")],
+                              stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        assert b"is being written by" in waiter.stderr.readline()
+        waiter.send_signal(signal.SIGINT)
+        assert waiter.wait(timeout=60) == 130
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+    assert lock.parse_holder((tmp_path / ".inst.tykky-lock").read_text()).pid == holding.pid
