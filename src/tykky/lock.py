@@ -215,8 +215,9 @@ def _break_if_stale(path: Path, me: Holder) -> None:
         return
     try:
         os.write(descriptor, me.text().encode())
-        if is_stale(_read_holder(path), me):
-            log.info(f"Removing the lock {path}: its holder {_read_holder(path).describe()} is gone.")
+        gone = _read_holder(path)
+        if is_stale(gone, me):
+            log.info(f"Removing the lock {path}: its holder {gone.describe()} is gone.")
             _remove(path)
     finally:
         os.close(descriptor)
