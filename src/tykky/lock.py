@@ -32,6 +32,8 @@ FLOCK_UNSUPPORTED = (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOLCK)
 FLOCK_BUSY = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
 POLL_SECONDS = 0.2
 _COMMAND_LENGTH = 300
+# Polls a waiting writer lets pass before it says it waits for a holder that has no record yet.
+_UNNAMED_POLLS = 10
 # Prefixes this process holds, with how often: a command may take the lock a layer below one
 # that already holds it (an update that ends in a compaction).
 _held: Dict[str, int] = {}
@@ -179,17 +181,21 @@ class _Wait:
     deadline: Optional[float]
     told: Optional[Holder] = None
     told_unknown: bool = False
+    unnamed_polls: int = 0
 
     def holder_is(self, holder: Optional[Holder], exclusive: bool) -> None:
         """Say once per holder that this writer waits; past the deadline fail, naming the holder."""
         who = holder.describe() if holder else f"another writer (its record in {self.path} is not readable yet)"
-        removal = (f" If that process is gone, remove {self.path} (this file system has no working flock, "
-                   "so a lock left by a build that crashed on another host is not cleared by itself)."
-                   if exclusive and holder is not None and holder.host != socket.gethostname() else "")
+        removal = (f" If that build is gone, remove {self.path} (this file system has no working flock, "
+                   "so a lock left by a build that crashed elsewhere, or with no record, is not cleared by itself)."
+                   if exclusive and (holder is None or holder.host != socket.gethostname()) else "")
         if self.deadline is not None and time.monotonic() >= self.deadline:
             raise TykkyError(f"{self.prefix} is being written by {who}; gave up waiting after {self.timeout} "
                              f"s (lock_timeout, TYKKY_LOCK_TIMEOUT). Nothing was changed: try again when it "
                              f"has finished.{removal}")
+        if holder is None and self.unnamed_polls < _UNNAMED_POLLS:
+            self.unnamed_polls += 1  # its holder is writing the record: name it, rather than nobody
+            return
         if holder != self.told and not (holder is None and self.told_unknown):
             self.told, self.told_unknown = holder, holder is None
             limit = (f"up to {self.timeout} s" if self.deadline is not None
