@@ -230,3 +230,8 @@ def test_ctrl_c_while_waiting_stops_the_wait(tmp_path, holding):
         if waiter.poll() is None:
             waiter.kill()
     assert lock.parse_holder((tmp_path / ".inst.tykky-lock").read_text()).pid == holding.pid
+
+
+def test_changing_an_installation_that_is_not_there_locks_nothing(tmp_path):
+    with lock.held(tmp_path / "a" / "missing", existing=True):
+        assert os.listdir(tmp_path) == []

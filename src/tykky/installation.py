@@ -122,7 +122,7 @@ def update(config: Config, mode: ModeSteps, prefix: Path) -> None:
     The writer lock is held from reading the installation to putting the new one in place
     (the command takes it before it reads the saved configuration)."""
     prefix = prefix.absolute()
-    with lock.held(prefix, config.lock_timeout):
+    with lock.held(prefix, config.lock_timeout, existing=True):
         previous = manifest_module.load(prefix)
         deploy.check_update_prefix(prefix)
         _check_inputs(config)
@@ -223,7 +223,7 @@ def _replace_layers(prefix: Path, before: Manifest, after: Manifest) -> None:
 def compact(config: Config, prefix: Path) -> None:
     """Merge an installation's layers into one image."""
     prefix = prefix.absolute()
-    with lock.held(prefix, config.lock_timeout):
+    with lock.held(prefix, config.lock_timeout, existing=True):
         before = manifest_module.load(prefix)
         deploy.check_update_prefix(prefix)
         runtime = find_runtime(config.singularity_executable_path)

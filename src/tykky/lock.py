@@ -287,12 +287,17 @@ def _make_parents(directory: Path) -> List[Path]:
 
 
 @contextmanager
-def held(prefix: Path, timeout: int = -1, command: Optional[str] = None) -> Iterator[None]:
+def held(prefix: Path, timeout: int = -1, command: Optional[str] = None, existing: bool = False) -> Iterator[None]:
     """Hold the writer lock of the installation at prefix (made or not yet) for the block.
 
-    timeout: seconds to wait for another writer; negative waits as long as it takes."""
+    timeout: seconds to wait for another writer; negative waits as long as it takes.
+    existing: the block changes an installation; where there is none it fails by itself with
+    the better message, so nothing is locked (or made) for it."""
     path = lock_path(prefix)
     key = str(path)
+    if existing and not Path(prefix).is_dir():
+        yield
+        return
     if key in _held:
         _held[key] += 1
         try:

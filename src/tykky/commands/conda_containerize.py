@@ -41,7 +41,7 @@ def _kept_values(prefix: Path) -> Dict[str, Any]:
 
 
 def update(config: Config, prefix: Path) -> None:
-    with lock.held(prefix, config.lock_timeout):  # from reading the installation to the new one
+    with lock.held(prefix, config.lock_timeout, existing=True):  # from reading the installation to the new one
         installation.check_update_mode(prefix, "conda-containerize", (MODE,))
         env_file = read_env_file(config.env_file) if config.env_file else None
         config = installation.update_config(config, prefix)

@@ -42,7 +42,7 @@ def new(config: Config) -> Path:
 
 
 def update(config: Config, prefix: Path) -> None:
-    with lock.held(prefix, config.lock_timeout):  # from reading the installation to the new one
+    with lock.held(prefix, config.lock_timeout, existing=True):  # from reading the installation to the new one
         if installation.check_update_mode(prefix, "pip-containerize", ("pip", "wrap-install")) == "wrap-install":
             wrap_install_command.update(config, prefix)
             return

@@ -31,7 +31,7 @@ def update(config: Config, prefix: Path) -> None:
     if config.requirements_file:
         raise TykkyError(f"{prefix} was made by wrap-install: it has no virtual environment to install "
                          "requirements into. Install them with --post-install commands instead.")
-    with lock.held(prefix, config.lock_timeout):  # from reading the installation to the new one
+    with lock.held(prefix, config.lock_timeout, existing=True):  # from reading the installation to the new one
         _update(config, prefix)
 
 
