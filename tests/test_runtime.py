@@ -1,8 +1,17 @@
-"""Finding the container runtime and refusing one that is missing or too old."""
+"""The container runtime: finding it, refusing a missing or too old one, and how it is started."""
 import pytest
 
 from tykky.errors import TykkyError
-from tykky.runtime import find_runtime, parse_version
+from tykky.runtime import (
+    Runtime,
+    bind_argument,
+    clean_environment,
+    exec_argv,
+    find_runtime,
+    gpu_choice,
+    gpu_flags,
+    parse_version,
+)
 
 
 def fake_runtime(tmp_path, name: str, version_line: str):  # type: ignore[no-untyped-def]
@@ -47,3 +56,39 @@ def test_something_else_is_not_a_runtime(tmp_path):
     path = fake_runtime(tmp_path, "apptainer", "docker version 20")
     with pytest.raises(TykkyError, match="does not look like Apptainer or Singularity"):
         find_runtime(str(path), {"PATH": ""})
+
+
+RUNTIME = Runtime("apptainer", "/usr/bin/apptainer", (1, 4, 5))
+
+
+def test_version_text_joins_the_parts():
+    assert RUNTIME.version_text == "1.4.5" and Runtime("singularity", "/s", (4, 1)).version_text == "4.1"
+
+
+def test_exec_argv_orders_flags_overlays_binds_image_and_command():
+    argv = exec_argv(RUNTIME, "/p/c.sif", ["python3", "-c", "x"], binds=["/a", "/b:/c"],
+                     overlays=["/p/img.sqfs:ro", "/w"], cleanenv=True, extra_flags=["--nv"])
+    assert argv == ["/usr/bin/apptainer", "-q", "exec", "--cleanenv", "--overlay", "/p/img.sqfs:ro",
+                    "--overlay", "/w", "--nv", "--bind", "/a,/b:/c", "/p/c.sif", "python3", "-c", "x"]
+
+
+def test_exec_argv_without_binds_has_no_bind_flag():
+    assert exec_argv(RUNTIME, "c.sif", ["true"]) == ["/usr/bin/apptainer", "-q", "exec", "c.sif", "true"]
+    assert bind_argument([]) == []
+
+
+@pytest.mark.parametrize(("setting", "choice", "flags"), [
+    ("nv", "nv", ["--nv"]), ("rocm", "rocm", ["--rocm"]), ("none", "", []), ("", "", []),
+])
+def test_gpu_setting_to_manifest_form_and_runtime_flags(setting, choice, flags):
+    assert gpu_choice(setting) == choice and gpu_flags(setting) == flags
+
+
+def test_clean_environment_drops_leaked_runtime_variables_but_keeps_the_users_choices():
+    environ = {"APPTAINER_CONTAINER": "/c.sif", "SINGULARITY_NAME": "c", "APPTAINERENV_X": "1",
+               "SINGULARITY_BIND": "/b", "APPTAINER_CACHEDIR": "/cache", "SINGULARITY_TMPDIR": "/t",
+               "APPTAINER_NV": "1", "SINGULARITY_ROCM": "1", "APPTAINER_NVCCLI": "1",
+               "HOME": "/home/u", "MY_APPTAINER": "kept"}
+    assert clean_environment(environ) == {
+        "APPTAINER_CACHEDIR": "/cache", "SINGULARITY_TMPDIR": "/t", "APPTAINER_NV": "1",
+        "SINGULARITY_ROCM": "1", "APPTAINER_NVCCLI": "1", "HOME": "/home/u", "MY_APPTAINER": "kept"}
