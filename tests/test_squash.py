@@ -24,6 +24,11 @@ def test_permissions_are_readable_by_all_and_writable_only_by_the_owner(tmp_path
     (tree / "shared").write_text("")
     (tree / "shared").chmod(0o666)
     os.symlink("tool", tree / "link")
+    outside = tmp_path / "outside"
+    outside.write_text("")
+    outside.chmod(0o600)
+    os.symlink(outside, tree / "out-link")
+    os.symlink("missing", tree / "dangling")
     tree.chmod(0o700)
     squash.fix_permissions(tree)
     assert mode(tree) == mode(tree / "private") == 0o755
@@ -31,17 +36,18 @@ def test_permissions_are_readable_by_all_and_writable_only_by_the_owner(tmp_path
     assert mode(tree / "tool") == 0o755
     assert mode(tree / "shared") == 0o644
     assert os.readlink(tree / "link") == "tool"
+    assert mode(outside) == 0o600  # links are not followed out of the tree
 
 
 def test_squash_fixes_permissions_then_runs_mksquashfs_with_the_options(monkeypatch, tmp_path):
     monkeypatch.setattr(squash, "mksquashfs_path", lambda: "/usr/bin/mksquashfs")
     fake = fake_runner(monkeypatch)
     (tmp_path / "tree").mkdir(mode=0o700)
-    squash.squash(tmp_path / "tree", tmp_path / "img.sqfs", options="-comp zstd -Xcompression-level 3",
+    squash.squash(tmp_path / "tree", tmp_path / "img.sqfs", options="-comp zstd  -Xcompression-level 3 -e 'a b'",
                   processors=2)
     assert fake.argvs == [["/usr/bin/mksquashfs", str(tmp_path / "tree"), str(tmp_path / "img.sqfs"),
                            "-noappend", "-no-progress", "-processors", "2", "-comp", "zstd",
-                           "-Xcompression-level", "3"]]
+                           "-Xcompression-level", "3", "-e", "a b"]]
     assert mode(tmp_path / "tree") == 0o755
 
 
