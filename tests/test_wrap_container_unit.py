@@ -1,11 +1,14 @@
-"""wrap-container's checks and how it places a container, without a runtime."""
+"""wrap-container without a runtime: its checks, how it places a container, the prefix it stages."""
 import os
 
 import pytest
 
+from tests.fake_runner import fake_runner
+from tykky import manifest
 from tykky.commands import wrap_container
 from tykky.config import Config
 from tykky.errors import TykkyError
+from tykky.runtime import Runtime
 
 
 def test_relative_paths_are_refused():
@@ -34,3 +37,21 @@ def test_image_file_is_copied(tmp_path):
     name = wrap_container.place(image, Config(container_src=str(image)), stage)
     assert name == "container.sif"
     assert not (stage / name).is_symlink() and (stage / name).read_bytes() == b"sif"
+
+
+def test_the_staged_prefix_has_the_container_programs_and_no_image(monkeypatch, tmp_path):
+    image = tmp_path / "vendor.sif"
+    image.write_bytes(b"sif")
+    (tmp_path / "build").mkdir()
+    fake = fake_runner(monkeypatch, output="ENV\tPATH\t/usr/bin:/bin\nSHELL\t/bin/bash\nTARGET\t/opt/tool/bin/tool\n")
+    config = Config(container_src=str(image), wrapper_paths=("/opt/tool/bin",))
+    stage = wrap_container._build(config, Runtime("apptainer", "/usr/bin/apptainer", (1, 4, 5)), tmp_path / "build")
+    argv = fake.argvs[0]  # the probe; then the launcher is byte-compiled with its interpreter
+    assert argv[argv.index(str(image)) + 1:][:2] == ["/bin/sh", "-c"]
+    assert not any(bind.endswith(":/TYKKY") for bind in argv[argv.index("--bind") + 1].split(","))
+    assert (stage / "container.sif").read_bytes() == b"sif"
+    written = manifest.load(stage)
+    assert (written.mode, written.layers, written.container) == ("wrap-container", (), "container.sif")
+    assert written.targets == {"tool": "/opt/tool/bin/tool"} and written.path.prepend == ("/opt/tool/bin",)
+    assert os.path.islink(stage / "bin" / "tool")
+    assert not list(stage.glob("*.sqfs"))

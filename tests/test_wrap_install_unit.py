@@ -1,12 +1,16 @@
-"""wrap-install's pure parts: -w paths, --mask checks, copying the tree."""
+"""wrap-install's parts that need no runtime: -w paths, --mask checks, copying the tree, the hooks."""
+import dataclasses
 import os
 from pathlib import Path
 
 import pytest
 
+from tests.fake_runner import fake_runner
 from tykky.config import Config
+from tykky.container_exec import BuildContainer
 from tykky.errors import TykkyError
 from tykky.modes import wrap_install
+from tykky.runtime import Runtime
 
 
 def test_wrapper_paths_relative_absolute_inside_and_outside(tmp_path):
@@ -62,3 +66,51 @@ def test_copy_keeps_symlinks_and_reports_unreadable_entries(tmp_path):
     with pytest.raises(TykkyError, match="1 entries could not be read") as error:
         wrap_install.copy_tree(source, tmp_path / "tree2")
     assert "pipe" in error.value.details
+
+
+def hook_container(tmp_path: Path, config: Config) -> BuildContainer:
+    (tmp_path / "inputs").mkdir(exist_ok=True)
+    return BuildContainer(Runtime("apptainer", "/usr/bin/apptainer", (1, 4, 5)), tmp_path / "c.sif", config,
+                          tmp_path / "tree", tmp_path)
+
+
+def test_hooks_run_only_when_commands_were_staged(monkeypatch, tmp_path):
+    fake = fake_runner(monkeypatch)
+    container = hook_container(tmp_path, Config())
+    wrap_install.run_hook(container.config, container, "pre-install.sh", "pre-install")
+    assert fake.calls == []
+    (tmp_path / "inputs" / "pre-install.sh").write_text("make install\n")
+    monkeypatch.chdir(tmp_path)
+    config = Config(installation_path="/opt/app")
+    wrap_install.run_hook(config, hook_container(tmp_path, config), "pre-install.sh", "pre-install")
+    (call,) = fake.calls
+    assert call["argv"][-5:-3] == ["/bin/bash", "-c"]
+    assert call["argv"][-2:] == ["pre-install", str(tmp_path / "inputs" / "pre-install.sh")]
+    assert 'set -e; . "$1"' in call["argv"][-3]
+    env = call["env"]
+    assert env["TYKKY_INSTALLATION_PATH"] == env["CW_INSTALLATION_PATH"] == "/opt/app"
+    assert env["TYKKY_WORKDIR"] == str(tmp_path)
+
+
+def test_pre_install_runs_before_the_copy_and_post_install_after(monkeypatch, tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "tool").write_text("")
+    container = hook_container(tmp_path, Config())
+    for name in ("pre-install.sh", "post-install.sh"):
+        (tmp_path / "inputs" / name).write_text("true\n")
+    copied_when_run = []
+    fake_runner(monkeypatch, effect=lambda argv: copied_when_run.append((argv[-2], (container.tree / "tool").exists())))
+    wrap_install.fill_tree(source, container.config, container)
+    assert copied_when_run == [("pre-install", False), ("post-install", True)]
+    with pytest.raises(TykkyError, match="needs a build tree"):
+        wrap_install.fill_tree(source, container.config, dataclasses.replace(container, tree=None))
+
+
+def test_an_update_runs_both_hooks_over_the_layers(monkeypatch, tmp_path):
+    fake = fake_runner(monkeypatch)
+    container = hook_container(tmp_path, Config())
+    for name in ("pre-install.sh", "post-install.sh"):
+        (tmp_path / "inputs" / name).write_text("true\n")
+    wrap_install.run_update_hooks(container.config, container)
+    assert [argv[-2] for argv in fake.argvs] == ["pre-install", "post-install"]
