@@ -39,3 +39,15 @@ def test_uv_considers_every_index_like_pip(tmp_path):
     config.write_text("[global]\nextra-index-url = file:///local/simple\n")
     env = uv_environment({"PIP_CONFIG_FILE": str(config), "HOME": str(tmp_path), "XDG_CONFIG_DIRS": str(tmp_path)})
     assert env == {"UV_EXTRA_INDEX_URL": "file:///local/simple", "UV_INDEX_STRATEGY": "unsafe-best-match"}
+
+
+def test_later_config_files_win_and_broken_ones_are_skipped(tmp_path):
+    from tykky.hostpip import pip_options
+
+    first, broken, last = tmp_path / "a.conf", tmp_path / "b.conf", tmp_path / "c.conf"
+    first.write_text("[global]\nindex-url = https://a.invalid/simple\ntimeout = 5\n")
+    broken.write_text("this is no ini file\n[global\n")
+    last.write_text("[install]\nindex-url = https://c.invalid/simple\n[freeze]\nall = true\n")
+    assert pip_options([first, broken, last]) == {"index-url": "https://c.invalid/simple", "timeout": "5"}
+    first.write_text("[install]\nindex-url = https://install.invalid/simple\n[global]\nindex-url = https://g.invalid/\n")
+    assert pip_options([first]) == {"index-url": "https://install.invalid/simple"}  # as pip: install wins
