@@ -22,7 +22,8 @@ ENV_FILE = parse_env_text("env.yml", "channels: [file:///c]\ndependencies:\n  - 
 class FakeSolver:
     """run_worker's stand-in: installs one record per spec into the target and answers."""
 
-    def __init__(self, monkeypatch, failure: str = "") -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, monkeypatch, tmp_path: Path, failure: str = "") -> None:  # type: ignore[no-untyped-def]
+        self.tmp_path = tmp_path
         self.requests: list = []
         self.containers: list = []
         self.failure = failure
@@ -36,6 +37,8 @@ class FakeSolver:
             raise SolverFailure(self.failure, "nothing provides numpy")
         target = Path(request["target_prefix"])
         if container is None:
+            # A host-side install into anything but the build tree would write into the host.
+            assert self.tmp_path in target.parents, f"the installer would write into {target} on the host"
             for spec in request["specs"]:
                 (target / "conda-meta").mkdir(parents=True, exist_ok=True)
                 (target / "conda-meta" / f"{spec}-1-0.json").write_text(json.dumps({"name": spec, "version": "1"}))
@@ -57,7 +60,7 @@ def phases(fake) -> list:  # type: ignore[no-untyped-def]
 
 
 def test_a_new_build_solves_on_the_host_then_runs_the_post_phase_and_keeps_its_state(monkeypatch, tmp_path):
-    solver, fake = FakeSolver(monkeypatch), fake_runner(monkeypatch)
+    solver, fake = FakeSolver(monkeypatch, tmp_path), fake_runner(monkeypatch)
     container = new_container(tmp_path)
     build = CondaBuild(ENV_FILE)
     assert build.python(CONFIG) == ""
@@ -77,7 +80,7 @@ def test_a_new_build_solves_on_the_host_then_runs_the_post_phase_and_keeps_its_s
 
 def test_pre_install_commands_run_before_the_solve(monkeypatch, tmp_path):
     order: list = []
-    solver = FakeSolver(monkeypatch)
+    solver = FakeSolver(monkeypatch, tmp_path)
 
     def solve(*args, **kwargs):  # type: ignore[no-untyped-def]
         order.append("solve")
@@ -93,7 +96,7 @@ def test_pre_install_commands_run_before_the_solve(monkeypatch, tmp_path):
 
 
 def test_an_update_without_new_specs_keeps_the_environment(monkeypatch, tmp_path):
-    solver, fake = FakeSolver(monkeypatch), fake_runner(monkeypatch)
+    solver, fake = FakeSolver(monkeypatch, tmp_path), fake_runner(monkeypatch)
     container = new_container(tmp_path)
     CondaState(env_name="env1", channels=("file:///c",), specs=("python", "numpy")).save(tmp_path / "tree")
     build = CondaBuild(None)
@@ -104,7 +107,7 @@ def test_an_update_without_new_specs_keeps_the_environment(monkeypatch, tmp_path
 
 
 def test_an_update_cannot_rename_the_environment(monkeypatch, tmp_path):
-    FakeSolver(monkeypatch), fake_runner(monkeypatch)
+    FakeSolver(monkeypatch, tmp_path), fake_runner(monkeypatch)
     container = new_container(tmp_path, CONFIG.with_values(env_name="other"))
     CondaState(env_name="env1").save(tmp_path / "tree")
     with pytest.raises(TykkyError, match="environment is env1, not other: do not change env_name"):
@@ -112,14 +115,14 @@ def test_an_update_cannot_rename_the_environment(monkeypatch, tmp_path):
 
 
 def test_a_failed_solve_names_the_file_and_channels(monkeypatch, tmp_path):
-    FakeSolver(monkeypatch, failure="solve"), fake_runner(monkeypatch)
+    FakeSolver(monkeypatch, tmp_path, failure="solve"), fake_runner(monkeypatch)
     with pytest.raises(TykkyError, match=r"of env.yml cannot be installed from the channels file:///c") as error:
         CondaBuild(ENV_FILE).fill_tree(CONFIG, new_container(tmp_path))
     assert error.value.details == "    nothing provides numpy"
 
 
 def test_an_overlay_that_cannot_remove_directories_makes_the_update_rebuild(monkeypatch, tmp_path):
-    FakeSolver(monkeypatch, failure="needs-removals"), fake_runner(monkeypatch)
+    FakeSolver(monkeypatch, tmp_path, failure="needs-removals"), fake_runner(monkeypatch)
     with pytest.raises(NeedsRebuild):
         CondaBuild(ENV_FILE).fill_tree(CONFIG, new_container(tmp_path))
 
@@ -138,7 +141,7 @@ def test_an_update_over_layers_reads_a_view_and_writes_into_the_writable_layer(m
             (view / "env1" / "conda-meta").mkdir(parents=True)
             (view / "env1" / "conda-meta" / "python-1-0.json").write_text('{"name": "python", "version": "1"}')
 
-    solver, fake = FakeSolver(monkeypatch), fake_runner(monkeypatch, effect=container_side)
+    solver, fake = FakeSolver(monkeypatch, tmp_path), fake_runner(monkeypatch, effect=container_side)
     container = BuildContainer(Runtime("apptainer", "/usr/bin/apptainer", (1, 4, 5)), tmp_path / "c.sif", CONFIG,
                                None, build_dir, overlays=("/p/img.sqfs:ro", str(build_dir / "overlay")),
                                lower_removals=False)
