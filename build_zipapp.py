@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import List, Tuple
 
 HERE = Path(__file__).resolve().parent
-DEPENDENCIES = ["click==8.0.4", "PyYAML==6.0.1"]
+DEPENDENCIES = ["PyYAML==6.0.1"]
 # Python 3.6 has no dataclasses module (3.7 brought it).
 BACKPORTS = ["dataclasses==0.8"]
 BACKPORTS_DIRECTORY = "backports-py36"  # zipapp/main.py adds it to sys.path on 3.6

@@ -19,8 +19,7 @@ def test_command_default_below_the_users_configuration_file(tmp_path):
 
 @pytest.mark.parametrize("name", ["wrap-container", "wrap-install"])
 def test_reachable_by_program_name(name):
-    command, prog_name = cli._entry_for_program_name([f"/somewhere/{name}"])
-    assert prog_name == name and command is cli.tykky.commands[name]
+    assert cli.entry_parser(f"/somewhere/{name}").prog == name
 
 
 @pytest.mark.parametrize("name", ["wrap-container", "wrap-install"])

@@ -1,25 +1,49 @@
 """Command line: parse options into one frozen Config and dispatch; nothing else happens here.
 
 Reachable as `tykky <command>` and, through a symlink named after it, as the command itself
-(`pip-containerize -> tykky.pyz`), like Tykky's own commands.
+(`pip-containerize -> tykky.pyz`), like Tykky's own commands. The parsing is argparse, as
+Tykky's: the same abbreviations of long options, usage errors and exit codes.
 """
-import functools
+import argparse
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, NoReturn, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, NoReturn, Optional, Sequence
 
-import click
-
-from tykky import __version__, interrupts, log, program
+from tykky import __version__, completion, interrupts, log, program
 from tykky.errors import TykkyError
 
-if TYPE_CHECKING:  # imported when a command runs: --help and --version stay fast
+if TYPE_CHECKING:  # imported when a command runs: -h and --version stay fast
     from tykky.config import Config
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 COMMAND_NAMES = ("pip-containerize", "conda-containerize", "wrap-container", "wrap-install")
+PREFIX_HELP = "where to install (default: installation_prefix of the site configuration)"
+YAML_HELP = "more configuration keys for this installation (the keys of the site configuration)"
+WRAP_HELP = ("comma-separated programs to wrap: a directory wraps every executable in it (every file "
+             "with wrap_all), a file wraps that one")
+MASK_HELP = ("mount the tree at DIR's own path inside the container, so that absolute paths baked into it "
+             "keep working, also after DIR is removed. The cost: DIR's top-level directory (/projappl for "
+             "/projappl/p/app) is not bound into the container, so the wrapped programs do not see the "
+             "rest of it; nor your home directory, /tmp or the current directory when they contain DIR")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser; a command that needs arguments shows its help when given none, as in Tykky."""
+
+    def __init__(self, *args: Any, help_when_empty: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help_when_empty = help_when_empty
+
+    def parse_known_args(self, args: Optional[Sequence[str]] = None, namespace: Any = None) -> Any:
+        if args is not None and not list(args) and self.help_when_empty:
+            self.print_help()
+            self.exit(0)
+        return super().parse_known_args(args, namespace)
+
+
+Runner = Callable[[argparse.Namespace], None]
 
 
 def _read_commands(path: Optional[str]) -> List[str]:
@@ -35,6 +59,10 @@ def _split_paths(value: Optional[str]) -> List[str]:
     return [p for p in (value or "").split(",") if p]
 
 
+def _absolute(path: Optional[str]) -> Optional[str]:
+    return os.path.abspath(path) if path else path
+
+
 def make_config(user: Dict[str, Any], yaml_file: Optional[str] = None,
                 defaults: Optional[Dict[str, Any]] = None) -> "Config":
     """defaults: the command's own defaults, above the site's but below the user's choices."""
@@ -42,356 +70,323 @@ def make_config(user: Dict[str, Any], yaml_file: Optional[str] = None,
 
     values: Dict[str, Any] = dict(defaults or {})
     values.update(read_user_config(yaml_file) if yaml_file else {})
-    context = click.get_current_context(silent=True)
-    for given in (user, context.meta.get(_MODULEFILE_META, {}) if context else {},
-                  context.meta.get(_GPU_META, {}) if context else {}):
-        values.update({key: value for key, value in given.items() if value not in (None, [], (), False, "")})
+    values.update({key: value for key, value in user.items() if value not in (None, [], (), False, "")})
     config = build_config({k: tuple(v) if isinstance(v, list) else v for k, v in values.items()},
                           os.environ, selected_site=program.selected_site())
     log.configure(config.log_level)
     return config
 
 
-def _absolute(path: Optional[str]) -> Optional[str]:
-    return os.path.abspath(path) if path else path
+def _option_values(arguments: argparse.Namespace) -> Dict[str, Any]:
+    """The options every install command shares, as configuration values (missing ones: None)."""
+    given = vars(arguments)
+    return {
+        "pre_install": _read_commands(given.get("pre_install")),
+        "post_install": _read_commands(given.get("post_install")),
+        "environ_file": _absolute(given.get("environ")),
+        "wrapper_paths": _split_paths(given.get("wrapper_paths")),
+        "requirements_file": _absolute(given.get("requirements")),
+        "installation_prefix": _absolute(given.get("prefix")),
+        "no_cache": given.get("nocache"),
+        "modulefile_dir": _absolute(given.get("modulefile")), "modulefile_tcl": given.get("modulefile_tcl"),
+    }
 
 
-@click.group(context_settings=CONTEXT)
-@click.version_option(__version__, "--version", prog_name="tykky")
-def tykky() -> None:
-    """Install conda environments, pip venvs, containers and directory trees into an
-    Apptainer container plus one squashfs image, used like a normal installation."""
+def _add_install_options(parser: argparse.ArgumentParser, pre_help: str, post_help: str, wrap_help: str,
+                         pre_post: bool = True) -> None:
+    if pre_post:
+        parser.add_argument("--post-install", metavar="FILE", help=post_help)
+        parser.add_argument("--pre-install", metavar="FILE", help=pre_help)
+    parser.add_argument("--environ", metavar="FILE", help="shell file sourced inside the container before "
+                        "every launch")
+    parser.add_argument("-w", "--wrapper-paths", metavar="PATHS", help=wrap_help)
 
 
-@tykky.group("pip-containerize", context_settings=CONTEXT)
-def pip_containerize() -> None:
-    """Containerize a pip virtual environment (a requirements file in, a venv-like prefix out)."""
+def _add_modulefile_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--modulefile", metavar="DIR",
+                        help="write an Lmod module DIR/NAME.lua (NAME: the prefix's name)")
+    parser.add_argument("--modulefile-tcl", action="store_true",
+                        help="with the Lua module, write a Tcl one (DIR/NAME) as well")
 
 
-def _install_options(function):  # type: ignore[no-untyped-def]
-    for option in reversed([
-        click.option("--pre-install", "pre_install", metavar="FILE",
-                     help="Commands run in the container before installing (venv active)."),
-        click.option("--post-install", "post_install", metavar="FILE",
-                     help="Commands run in the container after installing (venv active)."),
-        click.option("--environ", "environ_file", metavar="FILE",
-                     help="Shell file sourced inside the container before every launch."),
-    ]):
-        function = option(function)
-    return function
+def _command(commands: Any, name: str, run: Runner, description: str, **kwargs: Any) -> argparse.ArgumentParser:
+    summary = re.split(r"[.;:] ", description)[0].rstrip(".")
+    parser = commands.add_parser(name, help=summary, description=description, **kwargs)
+    parser.set_defaults(run=run)
+    return parser
 
 
-_MODULEFILE_META = "tykky.modulefile"
+def _subcommands(parser: argparse.ArgumentParser, names: str, dest: str = "subcommand") -> Any:
+    return parser.add_subparsers(dest=dest, metavar="{" + names + "}")
 
 
-def modulefile_options(function):  # type: ignore[no-untyped-def]
-    """--modulefile DIR and --modulefile-tcl for a new/update command; make_config takes them up,
-    so a command adds this decorator and nothing else."""
-    @functools.wraps(function)
-    def command(*args: Any, modulefile: Optional[str] = None, modulefile_tcl: bool = False, **kwargs: Any) -> Any:
-        click.get_current_context().meta[_MODULEFILE_META] = {
-            "modulefile_dir": _absolute(modulefile), "modulefile_tcl": modulefile_tcl}
-        return function(*args, **kwargs)
-
-    command = click.option("--modulefile-tcl", is_flag=True,
-                           help="With the Lua module, write a Tcl one (DIR/NAME) as well.")(command)
-    return click.option("--modulefile", metavar="DIR",
-                        help="Write an Lmod module DIR/NAME.lua (NAME: the prefix's name).")(command)
+_VENV_PRE = "commands run in the container before installing (venv active)"
+_VENV_POST = "commands run in the container after installing (venv active)"
+_PIP_WRAP = "comma-separated absolute in-container paths to wrap as well (files or directories)"
 
 
-_GPU_META = "tykky.gpu"
-GPU_HELP = ("GPUs for every program of the installation and its builds: nv (NVIDIA, the runtime's --nv), "
-            "rocm (AMD, --rocm) or none (config key gpu; an update keeps the installation's choice).")
-
-
-def gpu_option(function):  # type: ignore[no-untyped-def]
-    """--gpu nv|rocm|none for a new/update command; make_config takes it up, like --modulefile."""
-    @functools.wraps(function)
-    def command(*args: Any, gpu: Optional[str] = None, **kwargs: Any) -> Any:
-        click.get_current_context().meta[_GPU_META] = {"gpu": gpu}
-        return function(*args, **kwargs)
-
-    return click.option("--gpu", type=click.Choice(["nv", "rocm", "none"]), metavar="nv|rocm|none",
-                        help=GPU_HELP)(command)
-
-
-@pip_containerize.command("new", context_settings=CONTEXT)
-@click.argument("requirements", metavar="REQS")
-@click.option("--prefix", metavar="DIR", help="Where to install (default: installation_prefix, the current directory).")
-@_install_options
-@click.option("-w", "--wrapper-paths", metavar="PATHS",
-              help="Comma-separated absolute in-container paths to wrap as well (files or directories).")
-@click.option("--system-site-packages", is_flag=True, help="Let the venv see the system Python's packages.")
-@click.option("--slim", is_flag=True, help="Use a Python container image and isolate it from the host.")
-@click.option("--container", "container", metavar="IMG",
-              help="Extend this container (a .sif or a docker:// reference): the venv is made with its own "
-                   "Python (with --system-site-packages it sees the image's packages), isolated from the host.")
-@click.option("--pyver", metavar="X.Y", help="Python version: python3.X for the venv, or the slim image's.")
-@click.option("--uv", "use_uv", is_flag=True, help="Install with uv (from the package index) instead of pip.")
-@click.option("--nocache", "no_cache", is_flag=True, help="Do not use or fill the pip/uv cache.")
-@modulefile_options
-@gpu_option
-def pip_new(requirements: str, prefix: Optional[str], pre_install: Optional[str],
-            post_install: Optional[str], environ_file: Optional[str], wrapper_paths: Optional[str],
-            system_site_packages: bool, slim: bool, container: Optional[str], pyver: Optional[str],
-            use_uv: bool, no_cache: bool) -> None:
-    """Create an installation from the requirements file REQS."""
+def _run_pip_new(arguments: argparse.Namespace) -> None:
     from tykky.commands import pip_containerize as command
 
-    if container and slim:
-        raise TykkyError("--container and --slim both choose the container: give one of them.")
-    config = make_config({
-        "requirements_file": _absolute(requirements), "installation_prefix": _absolute(prefix),
-        "pre_install": _read_commands(pre_install), "post_install": _read_commands(post_install),
-        "environ_file": _absolute(environ_file), "wrapper_paths": _split_paths(wrapper_paths),
-        "enable_site_packages": system_site_packages, "slim": slim, "python_version": pyver,
-        "use_uv": use_uv, "no_cache": no_cache, "container_src": command.container_source(container),
-    }, defaults={"isolate": True} if container else None)
-    command.new(config)
+    values = _option_values(arguments)
+    values.update(requirements_file=_absolute(arguments.requirements_file),
+                  enable_site_packages=arguments.system_site_packages, slim=arguments.slim,
+                  python_version=arguments.pyver, use_uv=arguments.uv)
+    command.new(make_config(values))
 
 
-@pip_containerize.command("update", context_settings=CONTEXT)
-@click.argument("directory", metavar="DIR")
-@click.option("-r", "--requirements", metavar="REQS", help="More requirements to install.")
-@_install_options
-@click.option("--nocache", "no_cache", is_flag=True, help="Do not use or fill the pip/uv cache.")
-@modulefile_options
-@gpu_option
-def pip_update(directory: str, requirements: Optional[str], pre_install: Optional[str],
-               post_install: Optional[str], environ_file: Optional[str], no_cache: bool) -> None:
-    """Update the installation at DIR: install more requirements and/or run commands."""
+def _run_pip_update(arguments: argparse.Namespace) -> None:
     from tykky.commands import pip_containerize as command
 
-    if not (requirements or pre_install or post_install or environ_file):
+    values = _option_values(arguments)
+    if not (values["requirements_file"] or values["pre_install"] or values["post_install"]
+            or values["environ_file"]):
         raise TykkyError("Nothing to update: give -r REQS, --pre-install, --post-install or --environ.")
-    config = make_config({
-        "requirements_file": _absolute(requirements), "pre_install": _read_commands(pre_install),
-        "post_install": _read_commands(post_install), "environ_file": _absolute(environ_file),
-        "no_cache": no_cache,
-    })
-    command.update(config, Path(directory))
+    command.update(make_config(values), Path(arguments.dir))
 
 
-@tykky.group("conda-containerize", context_settings=CONTEXT)
-def conda_containerize() -> None:
-    """Containerize a conda environment (an environment file in, a conda-env-like prefix out)."""
+def _pip_containerize(parser: argparse.ArgumentParser) -> None:
+    commands = _subcommands(parser, names="new,update")
+    new = _command(commands, "new", _run_pip_new, "Create an installation from the requirements file.")
+    new.add_argument("--prefix", metavar="DIR", help=PREFIX_HELP)
+    new.add_argument("requirements_file", help="the pip requirements file")
+    python_kind = new.add_mutually_exclusive_group()
+    python_kind.add_argument("--uv", action="store_true", help="install with uv (from the package index) "
+                             "instead of pip")
+    python_kind.add_argument("--slim", action="store_true", help="use a Python container image, isolated "
+                             "from the host")
+    new.add_argument("--pyver", metavar="X.Y", help="Python version: python3.X for the venv, or the slim "
+                     "image's")
+    new.add_argument("--system-site-packages", action="store_true", help="let the venv see the system "
+                     "Python's packages")
+    new.add_argument("--nocache", action="store_true", help="do not use or fill the pip/uv cache")
+    _add_install_options(new, _VENV_PRE, _VENV_POST, _PIP_WRAP)
+    _add_modulefile_options(new)
+    update = _command(commands, "update", _run_pip_update, "Update the installation at DIR: install more "
+                      "requirements and/or run commands.")
+    update.add_argument("dir", help="the installation to update")
+    update.add_argument("-r", "--requirements-file", dest="requirements", metavar="REQS",
+                        help="more requirements to install")
+    update.add_argument("--nocache", action="store_true", help="do not use or fill the pip/uv cache")
+    _add_install_options(update, _VENV_PRE, _VENV_POST, _PIP_WRAP)
+    _add_modulefile_options(update)
 
 
-@conda_containerize.command("new", context_settings=CONTEXT)
-@click.argument("env_file", metavar="ENV_FILE")
-@click.option("--prefix", metavar="DIR", help="Where to install (default: installation_prefix, the current directory).")
-@click.option("-r", "--requirements", metavar="REQS", help="pip requirements installed after the conda packages.")
-@_install_options
-@click.option("-w", "--wrapper-paths", metavar="PATHS",
-              help="Comma-separated paths to wrap as well (absolute, or relative to the installation path).")
-@click.option("--mamba", "use_mamba", is_flag=True,
-              help="Also install conda and mamba (for post-install commands that call them).")
-@click.option("--uv", "use_uv", is_flag=True, help="Install the pip: section and -r with uv instead of pip.")
-@click.option("--nocache", "no_cache", is_flag=True, help="Do not use or fill the package caches.")
-@modulefile_options
-@gpu_option
-def conda_new(env_file: str, prefix: Optional[str], requirements: Optional[str], pre_install: Optional[str],
-              post_install: Optional[str], environ_file: Optional[str], wrapper_paths: Optional[str],
-              use_mamba: bool, use_uv: bool, no_cache: bool) -> None:
-    """Create an installation from ENV_FILE: an environment.yml, an @EXPLICIT list or a spec list."""
+def _run_conda_new(arguments: argparse.Namespace) -> None:
     from tykky.commands import conda_containerize as command
 
-    config = make_config({
-        "env_file": _absolute(env_file), "installation_prefix": _absolute(prefix),
-        "requirements_file": _absolute(requirements), "pre_install": _read_commands(pre_install),
-        "post_install": _read_commands(post_install), "environ_file": _absolute(environ_file),
-        "wrapper_paths": _split_paths(wrapper_paths), "use_mamba": use_mamba, "use_uv": use_uv,
-        "no_cache": no_cache,
-    })
-    command.new(config)
+    values = _option_values(arguments)
+    values.update(env_file=_absolute(arguments.env_file), use_mamba=arguments.mamba, use_uv=arguments.uv)
+    command.new(make_config(values))
 
 
-@conda_containerize.command("update", context_settings=CONTEXT)
-@click.argument("directory", metavar="DIR")
-@click.option("-e", "--env-file", "env_file", metavar="ENV_FILE",
-              help="More conda packages: solved together with the installation's previous specs.")
-@click.option("-r", "--requirements", metavar="REQS", help="More pip requirements to install.")
-@_install_options
-@click.option("--nocache", "no_cache", is_flag=True, help="Do not use or fill the package caches.")
-@modulefile_options
-@gpu_option
-def conda_update(directory: str, env_file: Optional[str], requirements: Optional[str], pre_install: Optional[str],
-                 post_install: Optional[str], environ_file: Optional[str], no_cache: bool) -> None:
-    """Update the installation at DIR: more packages and/or commands, then swap the image in."""
+def _run_conda_update(arguments: argparse.Namespace) -> None:
     from tykky.commands import conda_containerize as command
 
-    if not (env_file or requirements or pre_install or post_install or environ_file):
+    values = _option_values(arguments)
+    values["env_file"] = _absolute(arguments.env_file)
+    if not any(values[key] for key in ("env_file", "requirements_file", "pre_install", "post_install",
+                                       "environ_file")):
         raise TykkyError("Nothing to update: give -e ENV_FILE, -r REQS, --pre-install, --post-install "
                          "or --environ.")
-    config = make_config({
-        "env_file": _absolute(env_file), "requirements_file": _absolute(requirements),
-        "pre_install": _read_commands(pre_install), "post_install": _read_commands(post_install),
-        "environ_file": _absolute(environ_file), "no_cache": no_cache,
-    })
-    command.update(config, Path(directory))
+    command.update(make_config(values), Path(arguments.dir))
 
 
-@conda_containerize.command("advanced", context_settings=CONTEXT)
-@click.argument("yaml_file", metavar="CONF.yaml")
-def conda_advanced(yaml_file: str) -> None:
-    """Create an installation from the keys in CONF.yaml (env_file, requirements_file, ...)."""
+def _run_conda_advanced(arguments: argparse.Namespace) -> None:
     from tykky.commands import conda_containerize as command
 
-    command.new(make_config(command.advanced_values(yaml_file)))
+    command.new(make_config(command.advanced_values(arguments.yaml)))
 
 
-_YAML_HELP = "More configuration keys for this installation (the keys of the site configuration)."
-_WRAP_HELP = ("Comma-separated programs to wrap: a directory wraps every executable in it (every file "
-              "with wrap_all), a file wraps that one.")
-MASK_HELP = ("Mount the tree at DIR's own path inside the container, so that absolute paths baked into it "
-             "keep working, also after DIR is removed. The cost: DIR's top-level directory (/projappl for "
-             "/projappl/p/app) is not bound into the container, so the wrapped programs do not see the "
-             "rest of it; nor your home directory, /tmp or the current directory when they contain DIR.")
+_CONDA_WRAP = "comma-separated paths to wrap as well (absolute, or relative to the installation path)"
 
 
-@tykky.command("wrap-container", context_settings=CONTEXT)
-@click.argument("container", metavar="CONTAINER")
-@click.option("-w", "--wrapper-paths", metavar="PATHS",
-              help=_WRAP_HELP + " Absolute paths inside the container (or wrapper_paths in -y).")
-@click.option("--prefix", metavar="DIR", help="Where to install (default: installation_prefix, the current directory).")
-@click.option("--environ", "environ_file", metavar="FILE",
-              help="Shell file sourced inside the container before every launch.")
-@click.option("-y", "--yaml", "yaml_file", metavar="CONF.yaml", help=_YAML_HELP)
-@modulefile_options
-@gpu_option
-def wrap_container(container: str, wrapper_paths: Optional[str], prefix: Optional[str], environ_file: Optional[str],
-                   yaml_file: Optional[str]) -> None:
-    """Use the programs of CONTAINER as a normal installation.
+def _conda_containerize(parser: argparse.ArgumentParser) -> None:
+    commands = _subcommands(parser, names="new,update,advanced")
+    new = _command(commands, "new", _run_conda_new, "Create an installation from ENV_FILE: an "
+                   "environment.yml, an @EXPLICIT list or a spec list.")
+    new.add_argument("--prefix", metavar="DIR", help=PREFIX_HELP)
+    new.add_argument("env_file", help="the environment file")
+    new.add_argument("--mamba", action="store_true", help="also install conda and mamba (for post-install "
+                     "commands that call them)")
+    new.add_argument("--uv", action="store_true", help="install the pip: section and -r with uv instead of pip")
+    new.add_argument("--nocache", action="store_true", help="do not use or fill the package caches")
+    update = _command(commands, "update", _run_conda_update, "Update the installation at DIR: more packages "
+                      "and/or commands, then swap the image in.")
+    update.add_argument("dir", help="the installation to update")
+    update.add_argument("--nocache", action="store_true", help="do not use or fill the package caches")
+    update.add_argument("-e", "--env-file", metavar="ENV_FILE", help="more conda packages: solved together "
+                        "with the installation's previous specs")
+    for command in (new, update):
+        _add_install_options(command, _VENV_PRE.replace("venv", "environment"),
+                             _VENV_POST.replace("venv", "environment"), _CONDA_WRAP)
+        command.add_argument("-r", "--requirements", metavar="REQS", help="pip requirements installed after "
+                             "the conda packages")
+        _add_modulefile_options(command)
+    advanced = _command(commands, "advanced", _run_conda_advanced, "Create an installation from the keys in "
+                        "a YAML file (env_file, requirements_file, ...).")
+    advanced.add_argument("yaml", help="the YAML file")
 
-    CONTAINER is a .sif file, a sandbox directory (linked, not copied) or a docker://, oras:// or
-    library:// reference. The container is isolated from the host unless the configuration says
-    isolate: no: only mount_points and the prefix are bound, and its own PATH is kept.
-    """
+
+def _run_wrap_container(arguments: argparse.Namespace) -> None:
     from tykky.commands import wrap_container as command
 
-    config = make_config({"installation_prefix": _absolute(prefix), "environ_file": _absolute(environ_file),
-                          "wrapper_paths": _split_paths(wrapper_paths)}, yaml_file, defaults={"isolate": True})
-    command.new(config, container)
+    config = make_config(_option_values(arguments), arguments.yaml, defaults={"isolate": True})
+    command.new(config, arguments.container)
 
 
-@tykky.command("wrap-install", context_settings=CONTEXT)
-@click.argument("directory", metavar="DIR")
-@click.option("-w", "--wrapper-paths", metavar="PATHS",
-              help=_WRAP_HELP + " Paths relative to DIR (bin), or absolute (or wrapper_paths in -y).")
-@click.option("--prefix", metavar="DIR", help="Where to install (default: installation_prefix, the current directory).")
-@click.option("--mask", is_flag=True, help=MASK_HELP)
-@click.option("--pre-install", "pre_install", metavar="FILE",
-              help="Commands run by bash in the container before DIR is copied in.")
-@click.option("--post-install", "post_install", metavar="FILE",
-              help="Commands run by bash in the container after DIR is copied in ($TYKKY_INSTALLATION_PATH).")
-@click.option("--environ", "environ_file", metavar="FILE",
-              help="Shell file sourced inside the container before every launch.")
-@click.option("-y", "--yaml", "yaml_file", metavar="CONF.yaml", help=_YAML_HELP)
-@modulefile_options
-@gpu_option
-def wrap_install(directory: str, wrapper_paths: Optional[str], prefix: Optional[str], mask: bool,
-                 pre_install: Optional[str], post_install: Optional[str], environ_file: Optional[str],
-                 yaml_file: Optional[str]) -> None:
-    """Put the installation in DIR into a squashfs image and use its programs as before.
+def _wrap_container(parser: argparse.ArgumentParser) -> None:
+    parser.set_defaults(run=_run_wrap_container)
+    parser.add_argument("container", help="a .sif file, a sandbox directory (linked, not copied) or a "
+                        "docker://, oras:// or library:// reference")
+    parser.add_argument("-y", "--yaml", metavar="CONF.yaml", help=YAML_HELP)
+    _add_install_options(parser, "", "", WRAP_HELP + ": absolute paths inside the container", pre_post=False)
+    parser.add_argument("--prefix", metavar="DIR", help=PREFIX_HELP)
+    _add_modulefile_options(parser)
 
-    Programs that find their files relative to themselves keep working; use --mask for
-    installations that name their own absolute path.
-    """
+
+def _run_wrap_install(arguments: argparse.Namespace) -> None:
     from tykky.commands import wrap_install as command
 
-    config = make_config({
-        "installation_prefix": _absolute(prefix), "wrapper_paths": _split_paths(wrapper_paths), "mask": mask,
-        "pre_install": _read_commands(pre_install), "post_install": _read_commands(post_install),
-        "environ_file": _absolute(environ_file),
-    }, yaml_file)
-    command.new(config, directory)
+    values = _option_values(arguments)
+    values["mask"] = arguments.mask
+    command.new(make_config(values, arguments.yaml), arguments.dir)
 
 
-@tykky.command("setup", context_settings=CONTEXT)
-@click.option("--config", "site", metavar="NAME|FILE", required=True,
-              help="The site configuration: a shipped one (generic, lumi, puhti, mahti, ...) or a YAML file.")
-@click.option("--dir", "directory", metavar="D", help="Where to set up (default: the directory of tykky.pyz).")
-def setup(site: str, directory: Optional[str]) -> None:
-    """Set tykky up for a site: the commands in D/bin, the `tykky` shell function and completion
-    in D/etc; later runs use the chosen site configuration."""
+def _wrap_install(parser: argparse.ArgumentParser) -> None:
+    parser.set_defaults(run=_run_wrap_install)
+    parser.add_argument("dir", help="the installation to wrap")
+    _add_install_options(parser, "commands run by bash in the container before DIR is copied in",
+                         "commands run by bash in the container after DIR is copied in "
+                         "($TYKKY_INSTALLATION_PATH)", WRAP_HELP + ": paths relative to DIR, or absolute")
+    parser.add_argument("--prefix", metavar="DIR", help=PREFIX_HELP)
+    parser.add_argument("-y", "--yaml", metavar="CONF.yaml", help=YAML_HELP)
+    parser.add_argument("--mask", action="store_true", help=MASK_HELP)
+    _add_modulefile_options(parser)
+
+
+_DESCRIPTIONS = {
+    "pip-containerize": "Containerize a pip virtual environment (a requirements file in, a venv-like prefix out).",
+    "conda-containerize": "Containerize a conda environment (an environment file in, a conda-env-like prefix "
+                          "out).",
+    "wrap-container": "Use the programs of a container as a normal installation. The container is isolated "
+                      "from the host unless the configuration says isolate: no: only mount_points and the "
+                      "prefix are bound, and its own PATH is kept.",
+    "wrap-install": "Put an installation directory into a squashfs image and use its programs as before. "
+                    "Programs that find their files relative to themselves keep working; use --mask for "
+                    "installations that name their own absolute path.",
+}
+_BUILDERS = {"pip-containerize": _pip_containerize, "conda-containerize": _conda_containerize,
+             "wrap-container": _wrap_container, "wrap-install": _wrap_install}
+
+
+def command_parser(name: str, prog: Optional[str] = None) -> Parser:
+    """The parser of one of Tykky's commands, run as a program under its own name."""
+    parser = Parser(prog=prog or name, description=_DESCRIPTIONS[name], help_when_empty=True)
+    _BUILDERS[name](parser)
+    return parser
+
+
+def _run_setup(arguments: argparse.Namespace) -> None:
     from tykky.commands import setup as command
 
-    command.run(site, directory)
+    command.run(arguments.config, arguments.dir)
 
 
-@tykky.command("info", context_settings=CONTEXT)
-def info() -> None:
-    """Show the version, the site configuration and where it came from, the container runtime
-    and the Python in use."""
+def _run_info(_arguments: argparse.Namespace) -> None:
     from tykky.commands import info as command
 
     command.show()
 
 
-def _complete_installations(_context: click.Context, _parameter: click.Parameter, incomplete: str) -> List[str]:
+def _run_shell_function(arguments: argparse.Namespace) -> None:
+    from tykky.commands import activate as command
+
+    command.needs_shell_function(arguments.command)
+
+
+def _complete_installations(incomplete: str) -> List[str]:
     from tykky.commands import activate as command
 
     return command.installation_names(incomplete)
 
 
-@tykky.command("activate", context_settings=CONTEXT)
-@click.argument("name", metavar="NAME|PATH", required=False, shell_complete=_complete_installations)
-def activate(name: Optional[str]) -> None:
-    """Put an installation first on PATH (shell function; NAME is looked up in TYKKY_PATH)."""
-    from tykky.commands import activate as command
-
-    command.needs_shell_function("activate")
-
-
-@tykky.command("deactivate", context_settings=CONTEXT)
-def deactivate() -> None:
-    """Undo `tykky activate` (shell function)."""
-    from tykky.commands import activate as command
-
-    command.needs_shell_function("deactivate")
-
-
-@tykky.command("compact", context_settings=CONTEXT)
-@click.argument("prefix", metavar="PREFIX")
-def compact_command(prefix: str) -> None:
-    """Merge the image layers that updates added to the installation at PREFIX into one."""
+def _run_compact(arguments: argparse.Namespace) -> None:
     from tykky import installation
 
-    installation.compact(make_config({}), Path(prefix))
+    installation.compact(make_config({}), Path(arguments.prefix))
 
 
-@tykky.group("warm", context_settings=CONTEXT)
-def warm_group() -> None:
-    """Warm mounts: running instances that launches join instead of mounting anew."""
-
-
-@warm_group.command("status", context_settings=CONTEXT)
-@click.argument("prefix", metavar="[PREFIX]", required=False)
-def warm_status(prefix: Optional[str]) -> None:
-    """Show this user's instances on this node (of PREFIX only, if given)."""
+def _run_warm_status(arguments: argparse.Namespace) -> None:
     from tykky.commands import warm
 
-    click.echo(warm.status(Path(prefix) if prefix else None))
+    print(warm.status(Path(arguments.prefix) if arguments.prefix else None))
 
 
-@warm_group.command("stop", context_settings=CONTEXT)
-@click.argument("prefix", metavar="[PREFIX]", required=False)
-@click.option("--force", is_flag=True, help="Stop instances even while programs still run in them.")
-def warm_stop(prefix: Optional[str], force: bool) -> None:
-    """Stop this user's instances on this node (of PREFIX only, if given)."""
+def _run_warm_stop(arguments: argparse.Namespace) -> None:
     from tykky.commands import warm
 
-    for name in warm.stop(Path(prefix) if prefix else None, force):
-        click.echo(f"stopped {name}")
+    for name in warm.stop(Path(arguments.prefix) if arguments.prefix else None, arguments.force):
+        print(f"stopped {name}")
 
 
-def _entry_for_program_name(argv: Sequence[str]) -> "tuple[click.Command, str]":
+def _tykky_commands(commands: Any) -> None:
+    setup = _command(commands, "setup", _run_setup, "Set tykky up for a site: the commands in D/bin, the "
+                     "`tykky` shell function and completion in D/etc; later runs use the chosen site "
+                     "configuration.")
+    setup.add_argument("--config", metavar="NAME|FILE", required=True, help="the site configuration: a "
+                       "shipped one (generic, lumi, puhti, mahti, ...) or a YAML file")
+    setup.add_argument("--dir", metavar="D", help="where to set up (default: the directory of tykky.pyz)")
+    _command(commands, "info", _run_info, "Show the version, the site configuration and where it came "
+             "from, the container runtime and the Python in use.")
+    activate = _command(commands, "activate", _run_shell_function, "Put an installation first on PATH "
+                        "(a shell function). NAME is looked up in TYKKY_PATH.")
+    activate.add_argument("name", metavar="NAME|PATH", nargs="?").completer = _complete_installations
+    _command(commands, "deactivate", _run_shell_function, "Undo `tykky activate` (shell function).")
+    compact = _command(commands, "compact", _run_compact, "Merge the image layers that updates added to an "
+                       "installation into one.")
+    compact.add_argument("prefix", help="the installation")
+    warm_help = "Warm mounts: running instances that launches join instead of mounting anew."
+    warm = commands.add_parser("warm", help=warm_help, description=warm_help, help_when_empty=True)
+    warm_commands = _subcommands(warm, names="status,stop", dest="warm_command")
+    status = _command(warm_commands, "status", _run_warm_status, "Show this user's instances on this node "
+                      "(of PREFIX only, if given).")
+    status.add_argument("prefix", nargs="?", help="an installation")
+    stop = _command(warm_commands, "stop", _run_warm_stop, "Stop this user's instances on this node (of "
+                    "PREFIX only, if given).")
+    stop.add_argument("prefix", nargs="?", help="an installation")
+    stop.add_argument("--force", action="store_true", help="stop instances even while programs still run in them")
+
+
+def tykky_parser() -> Parser:
+    parser = Parser(prog="tykky", help_when_empty=True, description="Install conda environments, pip venvs, "
+                    "containers and directory trees into an Apptainer container plus one squashfs image, "
+                    "used like a normal installation.")
+    parser.add_argument("--version", action="version", version=f"tykky {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_NAMES:
+        _BUILDERS[name](commands.add_parser(name, help=re.split(r" \(|\. ", _DESCRIPTIONS[name])[0],
+                                            description=_DESCRIPTIONS[name], help_when_empty=True))
+    _tykky_commands(commands)
+    return parser
+
+
+def entry_parser(argv0: str) -> Parser:
     """`pip-containerize -> tykky.pyz` runs that command directly, under its own name."""
-    name = os.path.basename(argv[0]) if argv else ""
-    for command_name, command in tykky.commands.items():
-        if command_name in COMMAND_NAMES and (name == command_name or name.startswith(command_name + ".")):
-            return command, command_name
-    return tykky, "tykky"
+    name = os.path.basename(argv0)
+    for command_name in COMMAND_NAMES:
+        if name == command_name or name.startswith(command_name + "."):
+            return command_parser(command_name)
+    return tykky_parser()
+
+
+def _dispatch(parser: Parser, args: Sequence[str]) -> None:
+    arguments = parser.parse_args(args)
+    run: Optional[Runner] = getattr(arguments, "run", None)
+    if run is None:  # a command group given options but no command
+        parser.print_help()
+        return
+    run(arguments)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
@@ -399,22 +394,20 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
     argv = list(sys.argv if argv is None else argv)
     log.configure(log.level_from_environment())
     interrupts.install_handlers()
-    entry, prog_name = _entry_for_program_name(argv)
+    parser = entry_parser(argv[0] if argv else "")
     try:
-        entry.main(args=argv[1:], prog_name=prog_name, standalone_mode=False, complete_var="_TYKKY_COMPLETE")
+        if completion.requested(os.environ):
+            completion.answer(parser, os.environ)
+        else:
+            _dispatch(parser, argv[1:])
     except TykkyError as error:
         log.error(str(error))
         log.debug(traceback.format_exc())
         sys.exit(error.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt) as error:  # click turns an interruption into Abort
+    except KeyboardInterrupt as error:
         interrupted = interrupts.as_interrupted(error)
         log.error(interrupted.message())
         sys.exit(interrupted.exit_code)
-    except click.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
-    except click.exceptions.Exit as exit_request:
-        sys.exit(exit_request.exit_code)
     except Exception as error:  # noqa: BLE001 - the one place that reports unexpected failures
         log.error(f"Unexpected error: {error!r}. Run with CW_LOG_LEVEL=3 for the traceback, "
                   "and report it.")

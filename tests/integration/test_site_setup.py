@@ -38,7 +38,7 @@ class Built:
 
 def broken_python_path(root: Path) -> Path:
     """Packages shadowing tykky's and pip's own, failing on import."""
-    for name in ("click", "yaml", "tykky", "pip", "six"):
+    for name in ("argparse", "yaml", "tykky", "pip", "six"):
         (root / name).mkdir(parents=True, exist_ok=True)
         (root / name / "__init__.py").write_text(f"raise ImportError('the broken {name} from PYTHONPATH')\n")
     for path in [root, *root.rglob("*")]:
