@@ -105,6 +105,8 @@ case "$phase" in
         fi
         if [ -n "${TYKKY_POST_INSTALL:-}" ]; then
             echo "[ INFO ] Running the post-install commands"
+            # --uv: the commands can call uv (outer.env, without it, is what activation is taken from).
+            if [ -n "${TYKKY_UV:-}" ]; then PATH="${TYKKY_UV%/*}:$PATH"; fi
             cd "$TYKKY_WORKDIR"
             # shellcheck disable=SC1090
             source "$TYKKY_POST_INSTALL"

@@ -12,6 +12,8 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 # shellcheck disable=SC1091
 source "$venv/bin/activate"
+# --uv: the pre- and post-install commands can call uv too (it is not part of the installation).
+if [ -n "${TYKKY_UV:-}" ]; then PATH="${TYKKY_UV%/*}:$PATH"; fi
 cd "$TYKKY_WORKDIR"
 
 if [ -n "${TYKKY_PRE_INSTALL:-}" ]; then

@@ -20,11 +20,6 @@ def test_the_base_is_the_setting_else_tmpdir_else_tmp(monkeypatch, tmp_path):
     assert builddir.build_base("") == Path("/tmp")
 
 
-def test_a_missing_base_says_what_to_set(tmp_path):
-    with pytest.raises(TykkyError, match="does not exist or is not writable. Set build_tmpdir_base"):
-        builddir.build_base(str(tmp_path / "missing"))
-
-
 def test_the_directory_is_removed_after_a_failure_too(tmp_path):
     with pytest.raises(RuntimeError), builddir.build_directory(str(tmp_path), keep=False) as build:
         assert build.parent == tmp_path and build.name.startswith("cw-")
@@ -84,3 +79,33 @@ def test_unreadable_and_read_only_directories_are_removed_as_the_user():
         assert list(base.iterdir()) == []
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_missing_base_is_created_with_its_parents(tmp_path):
+    base = tmp_path / "a" / "b" / "c"
+    with builddir.build_directory(str(base), keep=False) as build:
+        assert build.parent == base and build.name.startswith("cw-")
+    assert base.is_dir() and list(base.iterdir()) == []
+
+
+def test_relative_base_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TykkyError, match="A/B/C: the path is not absolute"):
+        builddir.build_base("A/B/C")
+    assert not (tmp_path / "A").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may create directories anywhere")
+def test_base_that_cannot_be_created_says_so(tmp_path):
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(TykkyError, match="Could not create build directory .*: Permission denied"):
+            builddir.build_base(str(tmp_path / "builds"))
+    finally:
+        tmp_path.chmod(0o700)
+
+
+def test_base_under_a_file_cannot_be_created(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(TykkyError, match="Could not create build directory"):
+        builddir.build_base(str(tmp_path / "file" / "builds"))

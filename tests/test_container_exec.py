@@ -6,7 +6,7 @@ import pytest
 from tykky_shim import launcher
 
 from tests.fake_runner import fake_runner
-from tykky import container_exec
+from tykky import container_exec, log
 from tykky.config import Config
 from tykky.container_exec import BuildContainer, host_top_level_dirs, template
 from tykky.hostpip import host_pip_binds
@@ -136,3 +136,22 @@ def test_run_starts_the_runtime_with_overlays_gpus_binds_and_the_command(monkeyp
 
 def test_templates_are_the_shipped_scripts():
     assert template("probe.sh").startswith("#!/bin/sh")
+
+
+def test_installation_bins_are_left_out_of_the_build_path(tmp_path, monkeypatch, capsys):
+    ours = tmp_path / "ours"
+    (ours / "_tykky").mkdir(parents=True)
+    (ours / "_tykky" / "manifest.json").write_text("{}")
+    theirs = tmp_path / "theirs"
+    for name in ("bin", "_bin"):
+        (theirs / name).mkdir(parents=True)
+    (theirs / "common.sh").write_text("")
+    (tmp_path / "plain" / "bin").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(container_exec, "_REPORTED_PATH_ENTRIES", set())
+    path = f"{ours}/bin:/usr/bin:theirs/bin:{tmp_path}/plain/bin:/bin"
+    log.configure(2)
+    container_exec.build_path(path)
+    assert container_exec.build_path(path) == f"/usr/bin:{tmp_path}/plain/bin:/bin"
+    assert capsys.readouterr().err == (f"[ INFO ] Removed {ours}/bin, theirs/bin from the build's PATH: the "
+                                       "programs of an installation would run inside the build container.\n")

@@ -12,11 +12,18 @@ from tykky.errors import TykkyError
 
 
 def build_base(configured: str) -> Path:
+    """The directory builds happen in (build_tmpdir_base, CW_BUILD_TMPDIR), created when missing."""
     base = Path(configured or os.environ.get("TMPDIR") or "/tmp")
+    how = ("Set CW_BUILD_TMPDIR (or build_tmpdir_base in the configuration) to a writable directory "
+           "with room for the installation.")
+    if not base.is_absolute():
+        raise TykkyError(f"The build directory {base}: the path is not absolute, and it must be. {how}")
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TykkyError(f"Could not create build directory {base}: {exc.strerror}. {how}") from None
     if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
-        raise TykkyError(f"The build directory base {base} does not exist or is not writable. "
-                         "Set build_tmpdir_base in the configuration or CW_BUILD_TMPDIR to a "
-                         "writable directory with room for the installation.")
+        raise TykkyError(f"The build directory {base} is not a writable directory. {how}")
     return base
 
 

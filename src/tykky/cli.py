@@ -30,16 +30,38 @@ MASK_HELP = ("mount the tree at DIR's own path inside the container, so that abs
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse's parser; a command that needs arguments shows its help when given none, as in Tykky."""
+    """argparse's parser; a command that needs arguments shows its help when given none, as in Tykky.
+
+    Options Tykky does not have are added with add_extension: an abbreviation that means one of
+    Tykky's options there (`--m`, --mask) keeps meaning it here, however many of ours it matches too.
+    """
 
     def __init__(self, *args: Any, help_when_empty: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.help_when_empty = help_when_empty
 
+    def add_extension(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = self.add_argument(*args, **kwargs)
+        action.extension = True  # type: ignore[attr-defined]
+        return action
+
+    def _as_tykky_means(self, argument: str) -> str:
+        name, separator, value = argument.partition("=")
+        if not name.startswith("--") or name in self._option_string_actions:
+            return argument
+        matches = [option for option in self._option_string_actions if option.startswith(name)]
+        tykky_matches = [option for option in matches
+                         if not getattr(self._option_string_actions[option], "extension", False)]
+        return tykky_matches[0] + separator + value if len(tykky_matches) == 1 else argument
+
     def parse_known_args(self, args: Optional[Sequence[str]] = None, namespace: Any = None) -> Any:
         if args is not None and not list(args) and self.help_when_empty:
             self.print_help()
             self.exit(0)
+        if args is not None and self._subparsers is None:  # a command's own options, not its group's
+            args = list(args)
+            end = args.index("--") if "--" in args else len(args)
+            args = [self._as_tykky_means(argument) for argument in args[:end]] + args[end:]
         return super().parse_known_args(args, namespace)
 
 
@@ -102,11 +124,11 @@ def _add_install_options(parser: argparse.ArgumentParser, pre_help: str, post_he
     parser.add_argument("-w", "--wrapper-paths", metavar="PATHS", help=wrap_help)
 
 
-def _add_modulefile_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--modulefile", metavar="DIR",
-                        help="write an Lmod module DIR/NAME.lua (NAME: the prefix's name)")
-    parser.add_argument("--modulefile-tcl", action="store_true",
-                        help="with the Lua module, write a Tcl one (DIR/NAME) as well")
+def _add_modulefile_options(parser: Parser) -> None:
+    parser.add_extension("--modulefile", metavar="DIR",
+                         help="write an Lmod module DIR/NAME.lua (NAME: the prefix's name)")
+    parser.add_extension("--modulefile-tcl", action="store_true",
+                         help="with the Lua module, write a Tcl one (DIR/NAME) as well")
 
 
 def _command(commands: Any, name: str, run: Runner, description: str, **kwargs: Any) -> argparse.ArgumentParser:
@@ -215,8 +237,8 @@ def _conda_containerize(parser: argparse.ArgumentParser) -> None:
                       "and/or commands, then swap the image in.")
     update.add_argument("dir", help="the installation to update")
     update.add_argument("--nocache", action="store_true", help="do not use or fill the package caches")
-    update.add_argument("-e", "--env-file", metavar="ENV_FILE", help="more conda packages: solved together "
-                        "with the installation's previous specs")
+    update.add_extension("-e", "--env-file", metavar="ENV_FILE", help="more conda packages: solved together "
+                         "with the installation's previous specs")
     for command in (new, update):
         _add_install_options(command, _VENV_PRE.replace("venv", "environment"),
                              _VENV_POST.replace("venv", "environment"), _CONDA_WRAP)

@@ -2,11 +2,11 @@
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from tykky_shim import launcher
 
-from tykky import hostpip, runner
+from tykky import deploy, hostpip, log, runner
 from tykky._compat import resources
 from tykky.config import Config
 from tykky.runtime import Runtime, clean_environment, exec_argv, gpu_flags
@@ -18,6 +18,24 @@ CALLER_PYTHON_VARIABLES = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONU
 
 def template(name: str) -> str:
     return resources.files("tykky_templates").joinpath(name).read_text()
+
+
+_REPORTED_PATH_ENTRIES: Set[str] = set()
+
+
+def build_path(path: str) -> str:
+    """PATH for a build, without the bin directories of installations: their programs would start a
+    container inside the build container (or fail there) instead of doing what the build asked."""
+    kept, left_out = [], []
+    for entry in path.split(":"):
+        installation_bin = entry and deploy.holds_installation(Path(entry).absolute().parent)
+        (left_out if installation_bin else kept).append(entry)
+    news = [entry for entry in left_out if entry not in _REPORTED_PATH_ENTRIES]
+    if news:
+        _REPORTED_PATH_ENTRIES.update(news)
+        log.info(f"Removed {', '.join(news)} from the build's PATH: the programs of an installation "
+                 "would run inside the build container.")
+    return ":".join(kept)
 
 
 def host_top_level_dirs(excluded: Sequence[str]) -> List[str]:
@@ -65,8 +83,11 @@ class BuildContainer:
         environment = clean_environment(os.environ)
         for name in CALLER_PYTHON_VARIABLES:
             environment.pop(name, None)
+        path = build_path(os.environ.get("PATH", ""))
+        if "PATH" in environment:
+            environment["PATH"] = path
         if not self.config.isolate:
-            environment["APPTAINERENV_PATH"] = environment["SINGULARITYENV_PATH"] = os.environ.get("PATH", "")
+            environment["APPTAINERENV_PATH"] = environment["SINGULARITYENV_PATH"] = path
         environment.update(variables)
         return environment
 

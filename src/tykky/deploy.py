@@ -1,4 +1,5 @@
 """Putting a finished build into the prefix without ever leaving it half-installed."""
+import ctypes
 import errno
 import os
 import shutil
@@ -9,21 +10,28 @@ from typing import Optional
 from tykky import interrupts, log
 from tykky.builddir import remove_tree
 from tykky.errors import TykkyError
+from tykky.manifest import MANIFEST_PATH
 
 FORBIDDEN_IN_PREFIX = (",", ":")
 
 
+def holds_installation(prefix: Path) -> bool:
+    """An installation made by this tool, or by Tykky (its bin, _bin and common.sh)."""
+    return (prefix / MANIFEST_PATH).is_file() or all((prefix / name).exists() for name in ("bin", "_bin", "common.sh"))
+
+
 def check_new_prefix(prefix: Path) -> None:
-    """A new installation goes to a missing or empty directory whose parent is writable."""
+    """A new installation goes to a missing or empty directory, or replaces an installation."""
     for character in FORBIDDEN_IN_PREFIX:
         if character in str(prefix):
             raise TykkyError(f"The prefix {prefix} contains '{character}', which the container "
                              "runtime cannot bind. Choose a path without commas and colons.")
-    if prefix.exists() and (not prefix.is_dir() or any(prefix.iterdir())):
-        raise TykkyError(f"The prefix {prefix} already exists and is not an empty directory. "
-                         "Choose a new prefix, or use `update` to change an installation.")
+    if prefix.exists() and (not prefix.is_dir() or any(prefix.iterdir())) and not holds_installation(prefix):
+        raise TykkyError(f"The prefix {prefix} already exists and is neither an empty directory nor an "
+                         "installation. Choose a new prefix, or use `update` to change an installation.")
     parent = _existing_ancestor(prefix)
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not os.access(parent, os.W_OK | os.X_OK) or not os.access(_existing_ancestor(prefix.parent),
+                                                                  os.W_OK | os.X_OK):
         raise TykkyError(f"Cannot create the installation at {prefix}: {parent} is not writable. "
                          "Choose a prefix in a directory you can write to.")
 
@@ -66,11 +74,46 @@ def _wanted_group(prefix: Path) -> Optional[int]:
     return parent.st_gid if parent.st_mode & stat.S_ISGID else None
 
 
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths in one step (renameat2 RENAME_EXCHANGE), where kernel and filesystem can."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_cwd, rename_exchange = -100, 2
+    return renameat2(at_cwd, os.fsencode(first), at_cwd, os.fsencode(second), rename_exchange) == 0
+
+
+def _swap_in(staging: Path, prefix: Path) -> Path:
+    """Put staging at prefix; returns where the installation that was there is now."""
+    if _exchange(staging, prefix):
+        return staging
+    aside = prefix.with_name(f".{prefix.name}.tykky-old-{os.getpid()}")
+    os.rename(prefix, aside)
+    try:
+        os.rename(staging, prefix)
+    except OSError:
+        os.rename(aside, prefix)
+        raise
+    return aside
+
+
+def _remove_replaced(old: Path) -> None:
+    """Running programs keep the images they opened; the files of the old tree go."""
+    try:
+        remove_tree(old)
+    except OSError as exc:
+        log.warning(f"Could not remove the replaced installation, now at {old}: {exc.strerror}. "
+                    "Remove it once nothing runs from it.")
+
+
 def deploy_new(staging_tree: Path, prefix: Path) -> None:
-    """Move the staged tree next to the prefix, then rename it into place in one step."""
+    """Move the staged tree next to the prefix, then rename it into place in one step (swapping it
+    with an installation already there)."""
     prefix = prefix.absolute()
     prefix.parent.mkdir(parents=True, exist_ok=True)
     staging = prefix.with_name(f".{prefix.name}.tykky-{os.getpid()}")
+    replaced: Optional[Path] = None
     try:
         _move_or_copy(staging_tree, staging)
         group = _wanted_group(prefix)
@@ -79,12 +122,19 @@ def deploy_new(staging_tree: Path, prefix: Path) -> None:
         if prefix.is_dir():
             os.chmod(staging, prefix.stat().st_mode & 0o7777)
         with interrupts.publishing(prefix):
-            os.rename(staging, prefix)
+            if prefix.is_dir() and holds_installation(prefix):
+                replaced = _swap_in(staging, prefix)
+            else:
+                os.rename(staging, prefix)
     except OSError as exc:
         raise TykkyError(f"Cannot install into {prefix}: {exc.strerror} ({exc.filename}).") from exc
-    finally:
-        if staging.exists():
+    finally:  # also when an interruption held back while publishing is raised
+        if replaced is not None:
+            _remove_replaced(replaced)
+        elif staging.exists():
             remove_tree(staging)
+    if replaced:
+        log.info(f"Replaced the installation at {prefix}")
     log.info(f"Installed to {prefix}")
 
 

@@ -76,7 +76,8 @@ def host_pip_binds(environ: Mapping[str, str]) -> List[str]:
 def uv_environment(environ: Mapping[str, str]) -> Dict[str, str]:
     """uv variables equivalent to the host's pip settings (uv ignores pip.conf)."""
     env: Dict[str, str] = {}
-    for name, value in pip_options(pip_config_files(environ)).items():
+    options = pip_options(pip_config_files(environ))
+    for name, value in options.items():
         if name in UV_EQUIVALENTS:
             env[UV_EQUIVALENTS[name]] = " ".join(value.split())
     for name, variable in UV_EQUIVALENTS.items():
@@ -87,7 +88,8 @@ def uv_environment(environ: Mapping[str, str]) -> Dict[str, str]:
         # pip takes the best match from all indexes; uv by default only looks at the first index
         # that has the package, which fails where a local index holds some releases of it.
         env.setdefault("UV_INDEX_STRATEGY", environ.get("UV_INDEX_STRATEGY") or "unsafe-best-match")
-    bundle = environ.get("PIP_CERT") or environ.get("SSL_CERT_FILE")
+    # uv trusts its own CA list, not the system's: without this it fails where pip works.
+    bundle = environ.get("PIP_CERT") or options.get("cert") or environ.get("SSL_CERT_FILE")
     if bundle:
         env["SSL_CERT_FILE"] = bundle
     return env

@@ -292,7 +292,8 @@ class CondaBuild:
         for variable, name in (("TYKKY_REQUIREMENTS", "requirements.txt"), ("TYKKY_POST_INSTALL", "post-install.sh")):
             if (inputs / name).is_file():
                 variables[variable] = str(inputs / name)
-        if config.use_uv and ("TYKKY_PIP_SECTION" in variables or "TYKKY_REQUIREMENTS" in variables):
+        if config.use_uv and any(name in variables for name in ("TYKKY_PIP_SECTION", "TYKKY_REQUIREMENTS",
+                                                                "TYKKY_POST_INSTALL")):
             variables["TYKKY_UV"] = install_uv(config, container)
             variables.update(hostpip.uv_environment(os.environ))
         return variables
