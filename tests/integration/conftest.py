@@ -105,14 +105,15 @@ def signal_when_ready(process, number: int, ready: bytes = b"ready\n") -> bytes:
             process.kill()
 
 
-def failed_build(command: str, who, pyz, home: Path, name: str, *arguments: str) -> str:  # type: ignore[no-untyped-def]
+def failed_build(command: str, who, pyz, home: Path, name: str, *arguments: str,
+                 env=None) -> str:  # type: ignore[no-untyped-def]
     """`command --prefix home/name arguments` must fail cleanly; returns its stderr.
 
     Cleanly: an error exit without a traceback, no prefix, and nothing left in the working
     directory (no build directory, no runtime cache)."""
     workdir = make_owned_dir(home / f"{name}-cwd", who)
-    completed = who.run(tool(pyz, command, "--prefix", str(home / name), *arguments), cwd=workdir,
-                        check=False, env={"CW_BUILD_TMPDIR": str(workdir)})
+    completed = who.run(tool(pyz, *command.split(), "--prefix", str(home / name), *arguments), cwd=workdir,
+                        check=False, env={"CW_BUILD_TMPDIR": str(workdir), **(env or {})})
     stderr = completed.stderr.decode()
     assert completed.returncode != 0
     assert "Traceback" not in stderr

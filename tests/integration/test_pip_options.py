@@ -55,3 +55,17 @@ def test_isolated_build_uses_host_pip_settings_and_ca(who, pyz, user_dirs):
     prefix = home / "isolated-inst"
     completed = who.run([prefix / "bin" / "python", "-c", "import six, sys; print(sys.version_info[0])"])
     assert completed.stdout == b"3\n"
+
+
+def test_uv_is_on_path_for_pre_and_post_install_at_new_and_update(who, pyz, user_dirs):
+    home = user_dirs[who.name]
+    inputs = make_owned_dir(home / "inputs-uv-scripts", who)
+    pre = owned_file(inputs / "pre.sh", "uv --version\n", who)
+    post = owned_file(inputs / "post.sh", "uv pip install tomli==2.0.1\n", who)
+    build_pip(who, pyz, home, "uv-scripts-inst", "six==1.16.0\n", "--uv", "--pre-install", str(pre),
+              "--post-install", str(post))
+    prefix = home / "uv-scripts-inst"
+    later = owned_file(inputs / "later.sh", "uv pip install iniconfig==2.0.0\n", who)
+    who.run(tool(pyz, "pip-containerize", "update", str(prefix), "--post", str(later)), cwd=home)
+    completed = who.run([prefix / "bin" / "python", "-c", "import tomli, iniconfig, sys; print(sys.prefix)"])
+    assert completed.stdout.decode().strip() == str(prefix)
