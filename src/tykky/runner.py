@@ -17,7 +17,7 @@ from tykky.errors import TykkyError
 
 # Lines that carry a tool's own explanation of a failure.
 _ERROR_MARKERS = ("ERROR", "FATAL", "Error", "error:", "E:", "No matching distribution",
-                  "Could not", "Traceback", "failed", "cannot", "No such file")
+                  "Could not", "Traceback", "failed", "cannot", "No such file", "unsatisfiable")
 _TAIL_LINES = 15
 # How long a program stopped by an interruption may take to finish before it is killed.
 _STOP_SECONDS = 10
