@@ -31,7 +31,7 @@ def test_unchecked_failure_returns():
 
 
 def test_uvs_explanation_of_an_unsatisfiable_requirement_is_kept():
-    output = ("Using Python 3.11\n  x No solution found when resolving dependencies:\n"
+    output = ("Using Python 3.11\nerror: No solution found when resolving dependencies:\n"
               "  `-> Because pyyyaml was not found in the package registry and you require pyyyaml, we can "
               "conclude that your requirements are unsatisfiable.\n")
     assert "not found in the package registry" in runner.error_lines(output)
