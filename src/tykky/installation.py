@@ -256,6 +256,9 @@ def update_config(config: Config, prefix: Path) -> Config:
     kept["installation_path"] = previous.installation_path
     if "gpu" not in config.given_keys:
         kept["gpu"] = previous.gpu or "none"
+    # `update -w PATHS` wraps more programs, as in Tykky; the paths wrapped before stay.
+    kept_paths = kept.get("wrapper_paths", ())
+    kept["wrapper_paths"] = kept_paths + tuple(p for p in config.wrapper_paths if p not in kept_paths)
     if not config.modulefile_dir and values.get("modulefile_dir"):  # keep the module file current
         kept.update(modulefile_dir=values["modulefile_dir"], modulefile_tcl=bool(values.get("modulefile_tcl")))
     return config.with_values(installation_prefix=str(prefix), **kept)

@@ -58,6 +58,7 @@ def test_isolated_build_uses_host_pip_settings_and_ca(who, pyz, user_dirs):
 
 
 def test_uv_is_on_path_for_pre_and_post_install_at_new_and_update(who, pyz, user_dirs):
+    """The update also wraps one more program (-w), keeping the wrappers it had."""
     home = user_dirs[who.name]
     inputs = make_owned_dir(home / "inputs-uv-scripts", who)
     pre = owned_file(inputs / "pre.sh", "uv --version\n", who)
@@ -66,6 +67,8 @@ def test_uv_is_on_path_for_pre_and_post_install_at_new_and_update(who, pyz, user
               "--post-install", str(post))
     prefix = home / "uv-scripts-inst"
     later = owned_file(inputs / "later.sh", "uv pip install iniconfig==2.0.0\n", who)
-    who.run(tool(pyz, "pip-containerize", "update", str(prefix), "--post", str(later)), cwd=home)
+    who.run(tool(pyz, "pip-containerize", "update", str(prefix), "--post", str(later), "-w", "/usr/bin/tar"),
+            cwd=home)
     completed = who.run([prefix / "bin" / "python", "-c", "import tomli, iniconfig, sys; print(sys.prefix)"])
     assert completed.stdout.decode().strip() == str(prefix)
+    assert b"GNU tar" in who.run([prefix / "bin" / "tar", "--version"]).stdout
