@@ -152,14 +152,6 @@ def test_post_install_and_environ(pyz, who, user_dirs):
     assert completed.stdout.decode().strip() == "made-by-post from environ"
 
 
-def test_existing_non_empty_prefix_is_refused(pyz, who, user_dirs, pip_installation):
-    completed = who.run(tool(pyz, "pip-containerize", "new", "--prefix", str(pip_installation),
-                             str(user_dirs[who.name] / "inputs" / "requirements.txt")), check=False)
-    assert completed.returncode != 0
-    assert b"already exists" in completed.stderr
-    who.run([pip_installation / "bin" / "python", "-c", "import six"])
-
-
 def test_every_python_source_in_the_image_has_bytecode(pip_installation):
     listing = subprocess.run(["unsquashfs", "-l", str(pip_installation / "img.sqfs")], check=True,
                              stdout=subprocess.PIPE).stdout.decode().splitlines()
