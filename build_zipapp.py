@@ -87,9 +87,8 @@ def pip_install(target: Path, *arguments: str) -> None:
 def install_packages(site: Path, with_conda: bool) -> None:
     """Pure-Python wheels for the oldest supported Python, then tykky itself, then the solver."""
     oldest = ".".join(map(str, minimum_python()))
-    # --no-deps: the lists are complete (click's importlib-metadata on < 3.8 serves only a
-    # version_option without a version, which tykky does not use). pip checks requires-python
-    # against the Python running it, which a backport for an older one fails.
+    # --no-deps: the lists are complete. pip checks requires-python against the Python running
+    # it, which a backport for an older one fails.
     pip_install(site, "--no-deps", "--only-binary=:all:", "--python-version", oldest, *DEPENDENCIES)
     pip_install(site / BACKPORTS_DIRECTORY, "--no-deps", "--only-binary=:all:", "--python-version", oldest,
                 "--ignore-requires-python", *BACKPORTS)

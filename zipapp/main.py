@@ -34,7 +34,7 @@ def check_python():
 
 
 def utf8_locale():
-    """Python 3.6 in the C or POSIX locale writes ASCII only (and click refuses to run): do what
+    """Python 3.6 in the C or POSIX locale writes ASCII only: do what
     3.7 does itself (PEP 538, 540), set LC_CTYPE (LC_ALL, if that is what set the C locale) to a
     UTF-8 locale, inherited by the programs it runs, and start again with the same options."""
     if sys.version_info >= (3, 7) or not sys.executable:

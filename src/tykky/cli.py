@@ -111,6 +111,7 @@ def _option_values(arguments: argparse.Namespace) -> Dict[str, Any]:
         "installation_prefix": _absolute(given.get("prefix")),
         "no_cache": given.get("nocache"),
         "modulefile_dir": _absolute(given.get("modulefile")), "modulefile_tcl": given.get("modulefile_tcl"),
+        "gpu": given.get("gpu"),
     }
 
 
@@ -124,11 +125,17 @@ def _add_install_options(parser: argparse.ArgumentParser, pre_help: str, post_he
     parser.add_argument("-w", "--wrapper-paths", metavar="PATHS", help=wrap_help)
 
 
-def _add_modulefile_options(parser: Parser) -> None:
+GPU_HELP = ("GPUs for every program of the installation and its builds: nv (NVIDIA, the runtime's --nv), "
+            "rocm (AMD, --rocm) or none (config key gpu; an update keeps the installation's choice)")
+
+
+def _add_our_options(parser: Parser) -> None:
+    """The options of every new/update command that Tykky does not have."""
     parser.add_extension("--modulefile", metavar="DIR",
                          help="write an Lmod module DIR/NAME.lua (NAME: the prefix's name)")
     parser.add_extension("--modulefile-tcl", action="store_true",
                          help="with the Lua module, write a Tcl one (DIR/NAME) as well")
+    parser.add_extension("--gpu", choices=("nv", "rocm", "none"), metavar="nv|rocm|none", help=GPU_HELP)
 
 
 def _command(commands: Any, name: str, run: Runner, description: str, **kwargs: Any) -> argparse.ArgumentParser:
@@ -150,11 +157,14 @@ _PIP_WRAP = "comma-separated absolute in-container paths to wrap as well (files 
 def _run_pip_new(arguments: argparse.Namespace) -> None:
     from tykky.commands import pip_containerize as command
 
+    if arguments.container and arguments.slim:
+        raise TykkyError("--container and --slim both choose the container: give one of them.")
     values = _option_values(arguments)
     values.update(requirements_file=_absolute(arguments.requirements_file),
                   enable_site_packages=arguments.system_site_packages, slim=arguments.slim,
-                  python_version=arguments.pyver, use_uv=arguments.uv)
-    command.new(make_config(values))
+                  python_version=arguments.pyver, use_uv=arguments.uv,
+                  container_src=command.container_source(arguments.container))
+    command.new(make_config(values, defaults={"isolate": True} if arguments.container else None))
 
 
 def _run_pip_update(arguments: argparse.Namespace) -> None:
@@ -177,13 +187,16 @@ def _pip_containerize(parser: argparse.ArgumentParser) -> None:
                              "instead of pip")
     python_kind.add_argument("--slim", action="store_true", help="use a Python container image, isolated "
                              "from the host")
+    new.add_extension("--container", metavar="IMG", help="extend this container (a .sif or a docker:// "
+                      "reference): the venv is made with its own Python (with --system-site-packages it sees "
+                      "the image's packages), isolated from the host")
     new.add_argument("--pyver", metavar="X.Y", help="Python version: python3.X for the venv, or the slim "
                      "image's")
     new.add_argument("--system-site-packages", action="store_true", help="let the venv see the system "
                      "Python's packages")
     new.add_argument("--nocache", action="store_true", help="do not use or fill the pip/uv cache")
     _add_install_options(new, _VENV_PRE, _VENV_POST, _PIP_WRAP)
-    _add_modulefile_options(new)
+    _add_our_options(new)
     update = _command(commands, "update", _run_pip_update, "Update the installation at DIR: install more "
                       "requirements and/or run commands.")
     update.add_argument("dir", help="the installation to update")
@@ -191,7 +204,7 @@ def _pip_containerize(parser: argparse.ArgumentParser) -> None:
                         help="more requirements to install")
     update.add_argument("--nocache", action="store_true", help="do not use or fill the pip/uv cache")
     _add_install_options(update, _VENV_PRE, _VENV_POST, _PIP_WRAP)
-    _add_modulefile_options(update)
+    _add_our_options(update)
 
 
 def _run_conda_new(arguments: argparse.Namespace) -> None:
@@ -244,7 +257,7 @@ def _conda_containerize(parser: argparse.ArgumentParser) -> None:
                              _VENV_POST.replace("venv", "environment"), _CONDA_WRAP)
         command.add_argument("-r", "--requirements", metavar="REQS", help="pip requirements installed after "
                              "the conda packages")
-        _add_modulefile_options(command)
+        _add_our_options(command)
     advanced = _command(commands, "advanced", _run_conda_advanced, "Create an installation from the keys in "
                         "a YAML file (env_file, requirements_file, ...).")
     advanced.add_argument("yaml", help="the YAML file")
@@ -264,7 +277,7 @@ def _wrap_container(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-y", "--yaml", metavar="CONF.yaml", help=YAML_HELP)
     _add_install_options(parser, "", "", WRAP_HELP + ": absolute paths inside the container", pre_post=False)
     parser.add_argument("--prefix", metavar="DIR", help=PREFIX_HELP)
-    _add_modulefile_options(parser)
+    _add_our_options(parser)
 
 
 def _run_wrap_install(arguments: argparse.Namespace) -> None:
@@ -284,7 +297,7 @@ def _wrap_install(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", metavar="DIR", help=PREFIX_HELP)
     parser.add_argument("-y", "--yaml", metavar="CONF.yaml", help=YAML_HELP)
     parser.add_argument("--mask", action="store_true", help=MASK_HELP)
-    _add_modulefile_options(parser)
+    _add_our_options(parser)
 
 
 _DESCRIPTIONS = {
