@@ -1,4 +1,4 @@
-# bash completion for tykky and its commands: the program itself answers (click's protocol,
+# bash completion for tykky and its commands: the program itself answers (src/tykky/completion.py,
 # through _TYKKY_COMPLETE), so completions always match the installed version.
 _tykky_complete() {
     local IFS=$'\n' response completion kind value
