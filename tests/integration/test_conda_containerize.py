@@ -111,3 +111,14 @@ def test_image_is_not_writable_by_group_or_others(conda_installation):
 def test_pip_section_is_recorded_with_the_env_file(conda_installation):
     text = (conda_installation / "share" / "tykky" / "history" / "0001-new" / "conda-environment.yml").read_text()
     assert PYPI_SECTION in text
+
+
+def test_uv_is_on_path_for_post_install_with_uv(who, pyz, user_dirs, conda_channel):
+    from tests.integration.conda_fixtures import build, environment_yml, write_owned
+
+    home = user_dirs[who.name]
+    post = write_owned(home / "conda-uv-post.sh", 'uv pip install --python "$CONDA_PREFIX/bin/python" '
+                       'iniconfig==2.0.0\n', who)
+    build(who, pyz, home, "conda-uv", environment_yml(conda_channel, ["python"]), "--uv", "--post-install", str(post))
+    completed = who.run([home / "conda-uv" / "bin" / "python", "-c", "import iniconfig, sys; print(sys.prefix)"])
+    assert completed.stdout.decode().strip() == str(home / "conda-uv")
