@@ -59,16 +59,11 @@ def test_isolated_builds_look_at_the_mount_points_only(mount_points, path, mount
     assert layers.layer_mount(Config(isolate=True, mount_points=mount_points, installation_path=path)) == mount
 
 
-@pytest.mark.xfail(strict=True, reason="layer_mount compares a mount point with a trailing slash to the "
-                                       "installation path without stripping the slash")
 def test_a_mount_point_written_with_a_slash_at_the_installation_path_hides_it():
     config = Config(isolate=True, mount_points=("/scratch/proj/app/",), installation_path="/scratch/proj/app")
     assert layers.layer_mount(config) == IMAGE_SRC
 
 
-@pytest.mark.xfail(strict=True, reason="isolated builds pass no --no-mount: the runtime's own /tmp and $HOME "
-                                       "mounts hide an overlay layer's tree there from an update's build container, "
-                                       "and layer_mount still chooses an overlay for such a tree")
 @pytest.mark.parametrize(("path", "mount"), [
     ("/tmp/app", "tmp"), ("/var/tmp/app", "tmp"), ("/home/someone/app", "home"),
 ])

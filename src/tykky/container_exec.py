@@ -66,6 +66,10 @@ class BuildContainer:
             return None
         return Path(self.overlays[-1]) / "upper" / self.config.installation_path.strip("/")
 
+    def layer_targets(self) -> List[str]:
+        """Where the container shows the installation: nowhere for wrap-container, which has no image."""
+        return [self.config.installation_path] if self.tree is not None or self.overlays else []
+
     def binds(self, extra: Sequence[str] = ()) -> List[str]:
         config = self.config
         if config.isolate:
@@ -73,13 +77,36 @@ class BuildContainer:
             binds += hostpip.host_pip_binds(os.environ)
         else:
             binds = host_top_level_dirs(config.excluded_mount_points)
+        # As at launch (the launcher's bind_list), no policy bind covers the installation path or
+        # lies inside it: over the layers of a stacked container a host directory there (one made
+        # after the installation was built) would hide them and take the update's files.
+        targets = self.layer_targets()
+        binds = [b for b in binds if not any(launcher.overlaps(launcher.bind_destination(b), t) for t in targets)]
         binds.append(str(self.build))
         binds += list(config.extra_bind_mounts) + list(extra)
         if self.tree is not None:
             binds.append(f"{self.tree}:{config.installation_path}")
         return binds
 
-    def environment(self, variables: Mapping[str, str]) -> Dict[str, str]:
+    def default_mount_flags(self) -> List[str]:
+        """The runtime's home, tmp and cwd mounts left out where they would hide the installation.
+
+        The launcher's own decision, so that a build sees the tree launches will see: an overlay
+        layer's tree under /tmp or $HOME would otherwise be hidden from an update by the runtime's
+        mount there. (It reads this process's cwd; the container's cwd is the build directory,
+        which is bound anyway, so what it decides for cwd changes nothing.)
+        """
+        layers = [{"target": target} for target in self.layer_targets()]
+        return launcher.default_mount_flags({"layers": layers})
+
+    def scratch_directory(self) -> Path:
+        """TMPDIR when the runtime's /tmp is left out: the image's /tmp is read-only, and over
+        the layers of a stacked container what is written there would become part of the layer."""
+        scratch = self.build / "tmp"
+        scratch.mkdir(exist_ok=True)
+        return scratch
+
+    def environment(self, variables: Mapping[str, str], no_mount: Sequence[str] = ()) -> Dict[str, str]:
         environment = clean_environment(os.environ)
         for name in CALLER_PYTHON_VARIABLES:
             environment.pop(name, None)
@@ -88,14 +115,18 @@ class BuildContainer:
             environment["PATH"] = path
         if not self.config.isolate:
             environment["APPTAINERENV_PATH"] = environment["SINGULARITYENV_PATH"] = path
+        if "tmp" in no_mount:
+            environment["TMPDIR"] = str(self.scratch_directory())
         environment.update(variables)
         return environment
 
     def run(self, command: Sequence[str], *, what: str, variables: Optional[Mapping[str, str]] = None,
             echo: Optional[bool] = None, extra_binds: Sequence[str] = (), check: bool = True) -> runner.Completed:
+        mount_flags = self.default_mount_flags()
+        no_mount = mount_flags[1].split(",") if mount_flags else []
         # The build sees the GPUs its programs will see: installers that probe for them (and
         # libraries linked against the driver) behave as at run time.
         argv = exec_argv(self.runtime, str(self.image), command, binds=self.binds(extra_binds),
-                         overlays=self.overlays, extra_flags=gpu_flags(self.config.gpu))
-        return runner.run(argv, what=what, env=self.environment(variables or {}), echo=echo,
+                         overlays=self.overlays, extra_flags=mount_flags + gpu_flags(self.config.gpu))
+        return runner.run(argv, what=what, env=self.environment(variables or {}, no_mount), echo=echo,
                           cwd=str(self.build), check=check)

@@ -27,11 +27,20 @@ from tykky.runtime import Runtime
 OVERLAY, IMAGE_SRC = "overlay", "image-src"
 
 
+def is_at_or_under(path: str, directory: str) -> bool:
+    """Whether path is directory or lies inside it, however either is written ("/a/b/", "/a/b")."""
+    path, directory = path.rstrip("/"), directory.rstrip("/")
+    return path == directory or path.startswith(directory + "/")
+
+
 def layer_mount(config: Config) -> str:
-    """Overlay unless a bind of the installation (or of a parent of its path) would hide it."""
+    """Overlay unless a bind of the installation (or of a parent of its path) would hide it.
+
+    The runtime's own $HOME and /tmp mounts hide nothing: launches and build containers alike
+    leave them out where they would (the launcher's default_mount_flags).
+    """
     top = "/" + config.installation_path.strip("/").split("/", 1)[0]
-    hidden = (config.isolate and any(config.installation_path.startswith(p.rstrip("/") + "/") or
-                                     config.installation_path == p for p in config.mount_points))
+    hidden = (config.isolate and any(is_at_or_under(config.installation_path, p) for p in config.mount_points))
     hidden = hidden or (not config.isolate and top in host_top_level_dirs(config.excluded_mount_points))
     return IMAGE_SRC if hidden else OVERLAY
 

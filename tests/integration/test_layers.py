@@ -1,9 +1,12 @@
 """Updates add image layers holding only what changed; compaction merges them."""
 import json
+import os
+import shutil
+from pathlib import Path
 
 import pytest
 
-from tests.helpers import make_owned_dir, tool
+from tests.helpers import ROOT, make_owned_dir, tool
 from tests.integration.conftest import build_pip, owned_file, site_config
 
 pytestmark = pytest.mark.apptainer
@@ -81,3 +84,51 @@ def test_updates_compact_past_max_layers(pyz, who, user_dirs):
     completed = who.run([prefix / "bin" / "python", "-c", "print(open('/TYKKY/venv/marker0').read() + "
                                                           "open('/TYKKY/venv/marker1').read())"])
     assert completed.stdout == b"0\n1\n\n"
+
+
+def wrapped_tree(who, pyz, home: Path, name: str, *options: str) -> Path:  # type: ignore[no-untyped-def]
+    """wrap-install of a one-script tree into home/name; returns the prefix."""
+    source = make_owned_dir(home / f"{name}-source", who)
+    make_owned_dir(source / "bin", who)
+    owned_file(source / "bin" / "hello", "#!/bin/sh\necho hello\n", who).chmod(0o755)
+    who.run(tool(pyz, "wrap-install", "-w", "bin", "--prefix", str(home / name), *options, str(source)), cwd=home)
+    return home / name
+
+
+def update_adding_a_file(who, pyz, prefix: Path, home: Path, name: str) -> None:  # type: ignore[no-untyped-def]
+    """An update whose post-install sees the installation's tree and adds added.txt to it."""
+    post = 'test -x "$TYKKY_INSTALLATION_PATH/bin/hello"\necho added > "$TYKKY_INSTALLATION_PATH/added.txt"\n'
+    update(who, pyz, prefix, home, name, post=post)
+
+
+def test_an_update_writes_into_its_layer_when_the_host_has_a_directory_at_the_installation_path(pyz, user_dirs):
+    """A top-level host directory made at the installation path after `new` is no bind of the update."""
+    home = user_dirs["root"]  # only root can make a top-level directory
+    installation_path = Path(f"/tykky-test-host-dir-{os.getpid()}")
+    config = owned_file(home / "host-dir.yaml", f"installation_path: {installation_path}\n", ROOT)
+    prefix = wrapped_tree(ROOT, pyz, home, "host-dir", "-y", str(config))
+    assert manifest_of(prefix)["layers"][0]["mount"] == "overlay"
+    installation_path.mkdir()
+    try:
+        update_adding_a_file(ROOT, pyz, prefix, home, "host-dir")
+        assert list(installation_path.iterdir()) == []
+        assert len(manifest_of(prefix)["layers"]) == 2
+        shown = ROOT.run([prefix / "bin" / "_debug_exec", "cat", f"{installation_path}/added.txt"])
+        assert shown.stdout == b"added\n"
+    finally:
+        shutil.rmtree(installation_path)
+
+
+def test_an_isolated_update_of_a_tree_under_tmp_sees_its_layers(who, pyz, user_dirs):
+    """The runtime's own /tmp mount would show the host's DIR (still there) instead of the layers."""
+    home = user_dirs[who.name]
+    config = owned_file(home / "isolated-tmp.yaml", "isolate: yes\nmount_points: []\n", who)
+    prefix = wrapped_tree(who, pyz, home, "isolated-tmp", "--mask", "-y", str(config))
+    source = home / "isolated-tmp-source"
+    assert str(source).startswith("/tmp/") and manifest_of(prefix)["layers"][0]["mount"] == "overlay"
+    (source / "bin" / "hello").unlink()  # the host's DIR no longer holds what the image has
+    update_adding_a_file(who, pyz, prefix, home, "isolated-tmp")
+    assert not (source / "added.txt").exists()
+    assert len(manifest_of(prefix)["layers"]) == 2
+    assert who.run([prefix / "bin" / "_debug_exec", "cat", f"{source}/added.txt"]).stdout == b"added\n"
+    assert who.run([prefix / "bin" / "hello"]).stdout == b"hello\n"
