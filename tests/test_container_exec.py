@@ -84,6 +84,21 @@ def test_a_stacked_container_binds_nothing_over_the_installation_path(tmp_path, 
     assert [b for b in binds if launcher.overlaps(launcher.bind_destination(b), "/TYKKY")] == []
 
 
+def test_a_build_tree_under_a_host_directory_is_bound_without_its_top_level_directory(tmp_path):
+    binds = container(tmp_path, installation_path="/tmp/app").binds()
+    assert "/tmp" not in binds and "/usr" in binds and binds[-1] == f"{tmp_path / 'tree'}:/tmp/app"
+
+
+def test_a_build_that_leaves_out_the_runtimes_tmp_gets_a_tmpdir_of_its_own(tmp_path, monkeypatch):
+    fake = fake_runner(monkeypatch)
+    (tmp_path / "build").mkdir()
+    monkeypatch.setenv("TMPDIR", "/tmp")
+    container(tmp_path, isolate=True, installation_path="/tmp/app").run(["true"], what="testing")
+    (call,) = fake.calls
+    assert "tmp" in call["argv"][call["argv"].index("--no-mount") + 1].split(",")
+    assert call["env"]["TMPDIR"] == str(tmp_path / "build" / "tmp") and (tmp_path / "build" / "tmp").is_dir()
+
+
 def test_writable_tree_is_the_upper_directory_of_the_last_overlay(tmp_path):
     stacked = container(tmp_path, tree=None, installation_path="/opt/app/",
                         overlays=("/p/img.sqfs:ro", "/b/overlay"))

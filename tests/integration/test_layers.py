@@ -96,8 +96,10 @@ def wrapped_tree(who, pyz, home: Path, name: str, *options: str) -> Path:  # typ
 
 
 def update_adding_a_file(who, pyz, prefix: Path, home: Path, name: str) -> None:  # type: ignore[no-untyped-def]
-    """An update whose post-install sees the installation's tree and adds added.txt to it."""
-    post = 'test -x "$TYKKY_INSTALLATION_PATH/bin/hello"\necho added > "$TYKKY_INSTALLATION_PATH/added.txt"\n'
+    """An update whose post-install sees the installation's tree and adds added.txt to it; the
+    temporary file it leaves behind is named in scratch.txt."""
+    post = ('test -x "$TYKKY_INSTALLATION_PATH/bin/hello"\necho added > "$TYKKY_INSTALLATION_PATH/added.txt"\n'
+            'mktemp > "$TYKKY_INSTALLATION_PATH/scratch.txt"\n')
     update(who, pyz, prefix, home, name, post=post)
 
 
@@ -132,3 +134,6 @@ def test_an_isolated_update_of_a_tree_under_tmp_sees_its_layers(who, pyz, user_d
     assert len(manifest_of(prefix)["layers"]) == 2
     assert who.run([prefix / "bin" / "_debug_exec", "cat", f"{source}/added.txt"]).stdout == b"added\n"
     assert who.run([prefix / "bin" / "hello"]).stdout == b"hello\n"
+    # The image's /tmp is what launches see here: the update's temporary files stayed out of the layer.
+    scratch = who.run([prefix / "bin" / "_debug_exec", "cat", f"{source}/scratch.txt"]).stdout.decode().strip()
+    assert scratch and who.run([prefix / "bin" / "_debug_exec", "test", "-e", scratch], check=False).returncode == 1
