@@ -93,8 +93,10 @@ class BuildContainer:
 
         The launcher's own decision, so that a build sees the tree launches will see: an overlay
         layer's tree under /tmp or $HOME would otherwise be hidden from an update by the runtime's
-        mount there. (It reads this process's cwd; the container's cwd is the build directory,
-        which is bound anyway, so what it decides for cwd changes nothing.)
+        mount there. (Making such trees image-src instead would leave launches and builds seeing
+        different /tmp trees, and cost a full rebuild per update.) The launcher reads this
+        process's cwd; the container's cwd is the build directory, which is bound anyway, so what
+        it decides for cwd changes nothing.
         """
         layers = [{"target": target} for target in self.layer_targets()]
         return launcher.default_mount_flags({"layers": layers})
