@@ -3,16 +3,19 @@
 Every program in <prefix>/bin is a symlink to <prefix>/_tykky/launcher, a stub that imports
 this module (copied to <prefix>/_tykky/tykky_launcher.py, byte-compiled at install time). It reads the installation's
 manifest, builds the runtime's bind list and environment and replaces itself with the
-container runtime, which starts the program at the very path it was invoked by: inside the
-container <prefix>/bin is covered by <prefix>/_bin, whose entries point at the real programs,
-so argv[0], sys.executable and venvs on top behave as in a native installation.
+container runtime, which starts the program at the path it was invoked by (through a user's
+own link: by the installation's or the venv's entry the link leads to): inside the container
+<prefix>/bin is covered by <prefix>/_bin, whose entries point at the real programs, so argv[0],
+sys.executable and venvs on top behave as in a native installation.
 
 Stdlib only, Python >= 3.6, no site, one exec: start-up time is paid on every launch.
 """
 import os
+import stat
 import sys
 
 MANIFEST = "_tykky/manifest.json"
+LAUNCHER = "_tykky/launcher"
 CONTAINER_MARK = "/.singularity.d"
 # Runtime variables (APPTAINER_*, SINGULARITY_*) kept from the caller's environment; the others
 # are ours to set, or leak from a parent container (a job submitted from inside one) and would
@@ -28,12 +31,37 @@ class LaunchError(Exception):
     pass
 
 
-def read_manifest(path):
+def read_json(path):
+    """The value of a JSON file; ValueError saying what is wrong with its text, OSError as raised."""
     with open(path, "rb") as handle:
-        text = handle.read().decode("utf-8")
+        data = handle.read()
     try:
-        # The C scanner avoids importing json (and with it re), which costs more than
-        # everything else the launcher does.
+        # The C scanner avoids importing json (and with it re), which costs more than everything
+        # else the launcher does. On bad input it raises whatever it meets (StopIteration,
+        # SystemError, ...): then json itself reads the text again, to say what is wrong.
+        text = data.decode("utf-8")
+        value, end = json_scanner()(text, 0)
+        if not text[end:].strip():
+            return value
+    except Exception:  # noqa: BLE001 - see above
+        pass
+    if not data.strip():
+        raise ValueError("the file is empty")
+    import json
+
+    try:
+        return json.loads(data.decode("utf-8"))
+    except ValueError:
+        raise
+    except Exception as error:  # noqa: BLE001 - nesting too deep and the like: damaged all the same
+        raise ValueError(str(error)) from None
+
+
+_scanner = []
+
+
+def json_scanner():
+    if not _scanner:
         import _json
 
         class Context:
@@ -45,31 +73,71 @@ def read_manifest(path):
             parse_constant = None
             memo = {}
 
-        value, _end = _json.make_scanner(Context())(text, 0)
-        return value
-    except ImportError:
-        import json
-
-        return json.loads(text)
+        _scanner.append(_json.make_scanner(Context()))
+    return _scanner[0]
 
 
-def resolve_invocation(invoked):
-    """Follow the symlink chain from the invoked path to this launcher.
+def damaged(prefix, what):
+    return LaunchError("the installation at %s is damaged: %s. Rebuild it with the command that made it "
+                       "(recorded in %s/share/tykky/history) or restore it from a copy" % (prefix, what, prefix))
 
-    Returns (program name, <prefix>/bin path of it). The name is that of the last link
-    before the launcher: a venv's python -> <prefix>/bin/python -> launcher gives python.
+
+def read_manifest(prefix):
+    path = os.path.join(prefix, MANIFEST)
+    try:
+        manifest = read_json(path)
+    except OSError as error:
+        raise damaged(prefix, "its manifest %s cannot be read (%s)" % (path, error.strerror or error)) from None
+    except ValueError as error:
+        raise damaged(prefix, "its manifest %s is not valid JSON (%s)" % (path, error)) from None
+    if not isinstance(manifest, dict):
+        raise damaged(prefix, "its manifest %s holds no JSON object" % path)
+    return manifest
+
+
+def check_images(prefix, container, manifest):
+    """The container and every layer must be readable: else the runtime fails with a message
+    that does not say which installation is damaged. Only cold launches pay this."""
+    for path in [container] + [os.path.join(prefix, layer["image"]) for layer in manifest["layers"]]:
+        if not os.access(path, os.R_OK):
+            problem = "cannot be read" if os.path.lexists(path) else "is missing"
+            raise damaged(prefix, "its image %s %s" % (path, problem))
+
+
+def resolve_invocation(invoked, prefix):
+    """(program name, path to run it by, bin directory of a venv on top or None).
+
+    The name is that of the last link before the launcher: a venv's python -> <prefix>/bin/python
+    -> launcher gives python. The program runs by the first path of the chain next to which
+    Python finds its installation: an entry of a venv's bin/ (pyvenv.cfg one level up), else the
+    installation's own bin/<name>. A user's own link elsewhere (~/bin/mypython) would leave
+    Python looking for pyvenv.cfg next to that link, and start without the installation.
     """
     path = os.path.abspath(invoked)
-    previous = path
-    seen = 0
-    while os.path.islink(path):
-        previous = path
-        target = os.readlink(path)
-        path = os.path.normpath(os.path.join(os.path.dirname(path), target))
-        seen += 1
-        if seen > 40:
+    links = []
+    while True:
+        try:
+            if not stat.S_ISLNK(os.lstat(path).st_mode):
+                break
+        except OSError:
+            # A "../" taken lexically after a symlinked directory (~/pbin -> <prefix>/bin).
+            path = None
+            break
+        links.append(path)
+        if len(links) > 40:
             raise LaunchError("too many levels of symbolic links at %s" % invoked)
-    return os.path.basename(previous), previous
+        path = os.path.normpath(os.path.join(os.path.dirname(path), os.readlink(path)))
+    if not links:
+        return os.path.basename(os.path.abspath(invoked)), os.path.abspath(invoked), None
+    name = os.path.basename(links[-1])
+    for link in links[:-1]:
+        if os.path.isfile(os.path.join(os.path.dirname(os.path.dirname(link)), "pyvenv.cfg")):
+            return name, link, os.path.dirname(link)
+    wrapper = links[-1]
+    if path != os.path.join(os.path.dirname(os.path.dirname(wrapper)), LAUNCHER):
+        # A link straight to the launcher, or one whose path cannot be followed lexically.
+        wrapper = os.path.join(prefix, "bin", name)
+    return name, wrapper, None
 
 
 def top_level_binds(excluded):
@@ -175,17 +243,6 @@ def is_visible_inside(path, binds, isolate):
     return False
 
 
-def venv_on_top(invoked, prefix):
-    """The bin directory of a venv made on top of the installation, if invoked through one."""
-    bin_dir = os.path.dirname(os.path.abspath(invoked))
-    root = os.path.dirname(bin_dir)
-    if os.path.realpath(root) == os.path.realpath(prefix):
-        return None
-    if os.path.isfile(os.path.join(root, "pyvenv.cfg")):
-        return bin_dir
-    return None
-
-
 def join_path(parts):
     seen = set()
     result = []
@@ -261,19 +318,39 @@ def clean_environ(environ):
     return cleaned
 
 
+def executable_on_path(name):
+    """Where exec would find a program: a bare name (`apptainer`, as site configurations may
+    give it) on PATH, a path as it is; None if it is not there."""
+    if "/" in name:
+        return name if os.access(name, os.X_OK) else None
+    for directory in os.environ.get("PATH", "").split(":"):
+        candidate = os.path.join(directory, name)
+        if directory and os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+            return candidate
+    return None
+
+
 def runtime_executable(manifest):
     runtime = manifest["runtime"]
-    if os.access(runtime["path"], os.X_OK):
-        return runtime["path"]
-    for directory in os.environ.get("PATH", "").split(":"):
-        for name in (runtime["name"], "apptainer", "singularity"):
-            candidate = os.path.join(directory, name)
-            if directory and os.access(candidate, os.X_OK):
-                return candidate
+    recorded = executable_on_path(runtime["path"])
+    if recorded:
+        return recorded
+    for name in (runtime["name"], "apptainer", "singularity"):
+        candidate = executable_on_path(name)
+        if candidate:
+            return candidate
     raise LaunchError(
         "the container runtime %s was not found (looked for %s and on PATH); load the module "
         "that provides apptainer or singularity" % (runtime["name"], runtime["path"])
     )
+
+
+def same_program(path, recorded):
+    """Whether path is the program the recorded name or path leads to."""
+    if path == recorded:
+        return True
+    found = executable_on_path(recorded)
+    return found is not None and (found == path or os.path.realpath(found) == os.path.realpath(path))
 
 
 def in_own_container(manifest, prefix):
@@ -410,7 +487,7 @@ def step_sharing(manifest, runtime, environ, command):
     if not manifest.get("share_step_container") or "SLURM_STEP_ID" not in environ:
         return [], command
     recorded = manifest["runtime"]
-    if runtime != recorded["path"] or recorded["name"] != "apptainer":
+    if recorded["name"] != "apptainer" or not same_program(runtime, recorded["path"]):
         return [], command
     if version_tuple(recorded.get("version", "")) < (1, 3):
         return [], command
@@ -429,8 +506,8 @@ def launch(argv):
     invoked = argv[0]
     launcher = os.path.realpath(__file__)
     prefix = os.path.dirname(os.path.dirname(launcher))
-    manifest = read_manifest(os.path.join(prefix, MANIFEST))
-    name, wrapper_path = resolve_invocation(invoked)
+    manifest = read_manifest(prefix)
+    name, exec_path, venv_bin = resolve_invocation(invoked, prefix)
     args = argv[1:]
     restore_signals()
     if os.path.exists(CONTAINER_MARK):
@@ -438,10 +515,8 @@ def launch(argv):
         os.execv(command[0], command)
     binds = bind_list(manifest, prefix)
     isolate = manifest["binds"]["isolate"]
-    exec_path = os.path.abspath(invoked)
     if not is_visible_inside(exec_path, binds + runtime_own_mounts(manifest), isolate):
-        exec_path = wrapper_path
-    venv_bin = venv_on_top(invoked, prefix)
+        exec_path = os.path.join(prefix, "bin", name)
     command = with_activate_scripts(manifest, venv_bin, program_command(manifest, prefix, name, exec_path, args))
     environ = clean_environ(os.environ)
     for key, value in container_environment(manifest, prefix, venv_bin).items():
@@ -459,9 +534,10 @@ def launch(argv):
     if warm_mounts_wanted(manifest):
         try:
             load_warm().warm_exec(runtime, container, flags, environ, manifest, prefix, binds, overlays, command,
-                                  read_json=read_manifest)
+                                  read_json=read_json)
         except Exception as error:  # noqa: BLE001 - any failure means: launch cold
             log_debug("warm launch unavailable (%s), launching cold" % error)
+    check_images(prefix, container, manifest)
     sharing, command = step_sharing(manifest, runtime, environ, command)
     runtime_argv = [runtime, "-q", "exec"] + flags + sharing + [container] + command
     if os.environ.get("TYKKY_LAUNCHER_DRY_RUN"):
@@ -510,6 +586,74 @@ def main():
     except OSError as error:
         sys.stderr.write("tykky: cannot start %s: %s\n" % (sys.argv[0], error))
         sys.exit(126)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as error:  # noqa: BLE001 - one line, never a traceback, unless asked for
+        sys.stderr.write("tykky: %s\n" % unexpected_error(error))
+        sys.exit(126)
+
+
+def unexpected_error(error):
+    """What to tell of an error the launcher did not expect: most likely a manifest that parses
+    but is not what the builder wrote, else a bug (with CW_LOG_LEVEL > 2, its traceback)."""
+    prefix = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    try:
+        problem = schema_problem(read_manifest(prefix), MANIFEST_SCHEMA)
+    except LaunchError as damage:
+        return str(damage)
+    if problem:
+        return str(damaged(prefix, "its manifest %s is not as tykky writes it: %s"
+                           % (os.path.join(prefix, MANIFEST), problem)))
+    level = os.environ.get("CW_LOG_LEVEL", "1")
+    if level.isdigit() and int(level) > 2:
+        import traceback
+
+        traceback.print_exc()
+    return ("cannot start %s: unexpected %s: %s (CW_LOG_LEVEL=3 shows where; please report it)"
+            % (sys.argv[0], type(error).__name__, error))
+
+
+# What the launcher reads of a manifest: a type, [schema of every item], {key: schema} ("?key"
+# may be missing, "*" is every key), or a tuple of schemas of which one must fit.
+STRINGS = [str]
+PATH_VARIABLE = {"?prepend": STRINGS, "?append": STRINGS, "?container": str}
+MANIFEST_SCHEMA = {
+    "build_id": str, "container": str, "targets": {"*": str},
+    "runtime": {"path": str, "name": str, "?version": str},
+    "layers": [{"image": str, "target": str, "?mount": str}],
+    "binds": {"isolate": bool, "?mount_points": STRINGS, "?excluded_mount_points": STRINGS},
+    "?path": PATH_VARIABLE, "?ld_library_path": PATH_VARIABLE, "?environment": {"*": str},
+    "?environ_file": str, "?shell": str, "?direct_targets": STRINGS, "?prefix_on_path": bool,
+    "?marker": (type(None), {"path": str, "value": str}), "?warm": dict, "?share_step_container": bool,
+    "?activation": (type(None), {"?environment": {"*": str}, "?prepend": {"*": STRINGS},
+                                 "?append": {"*": STRINGS}, "?scripts": str}),
+}
+
+
+def schema_problem(value, schema, where=""):
+    """How value departs from schema ("layers[0] has no image"), or None."""
+    if isinstance(schema, tuple):
+        problems = [schema_problem(value, alternative, where) for alternative in schema]
+        return None if None in problems else problems[-1]
+    if isinstance(schema, list):
+        if not isinstance(value, list):
+            return "%s is not a list" % (where or "it")
+        problems = (schema_problem(item, schema[0], "%s[%d]" % (where, i)) for i, item in enumerate(value))
+    elif isinstance(schema, dict):
+        if not isinstance(value, dict):
+            return "%s is not an object" % (where or "it")
+        missing = [key for key in schema if key[0] not in "?*" and key not in value]
+        if missing:
+            return "%s has no %s" % (where or "it", missing[0])
+        problems = (schema_problem(value[key], schema[pattern], where + "." + key if where else key)
+                    for pattern in schema for key in (value if pattern == "*" else [pattern.lstrip("?")])
+                    if key in value)
+    else:
+        return None if isinstance(value, schema) else "%s is not %s" % (where, TYPE_NAMES[schema])
+    return next((problem for problem in problems if problem), None)
+
+
+TYPE_NAMES = {str: "a string", bool: "true or false", dict: "an object", type(None): "null"}
 
 
 if __name__ == "__main__":

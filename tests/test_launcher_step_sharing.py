@@ -61,6 +61,43 @@ def test_no_sharing(in_step, change):
     assert (flags, command, environ) == ([], ["python"], before)
 
 
+@pytest.fixture
+def runtime_on_path(monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
+    """PATH leads the bare name apptainer to a link to the runtime's real file."""
+    directory = tmp_path / "bin"
+    directory.mkdir()
+    runtime = directory / "apptainer-1.4.5"
+    runtime.write_text("#!/bin/sh\n")
+    runtime.chmod(0o755)
+    os.symlink(runtime.name, directory / "apptainer")
+    monkeypatch.setenv("PATH", f"/nonexistent:{directory}")
+    return runtime
+
+
+@pytest.mark.parametrize("used", ["apptainer", "apptainer-1.4.5"])
+def test_a_runtime_recorded_by_bare_name_is_compared_by_what_it_leads_to(in_step, runtime_on_path, used):
+    """singularity_executable_path: apptainer, as the site configurations may have it."""
+    manifest = {**MANIFEST, "runtime": {"name": "apptainer", "path": "apptainer", "version": "1.4.5"}}
+    assert in_step.runtime_executable(manifest) == str(runtime_on_path.parent / "apptainer")
+    flags, _ = in_step.step_sharing(manifest, str(runtime_on_path.parent / used), dict(STEP), ["python"])
+    assert flags == ["--sharens"]
+    other = runtime_on_path.parent / "other"
+    other.write_text("#!/bin/sh\n")
+    other.chmod(0o755)
+    assert in_step.step_sharing(manifest, str(other), dict(STEP), ["python"]) == ([], ["python"])
+
+
+def test_a_bare_runtime_name_is_looked_up_on_path_not_in_the_working_directory(launcher, runtime_on_path,
+                                                                             tmp_path, monkeypatch):
+    planted = tmp_path / "cwd" / "apptainer"
+    planted.parent.mkdir()
+    planted.write_text("#!/bin/sh\n")
+    planted.chmod(0o755)
+    monkeypatch.chdir(planted.parent)
+    manifest = {"runtime": {"name": "apptainer", "path": "apptainer", "version": "1.4.5"}}
+    assert launcher.runtime_executable(manifest) == str(runtime_on_path.parent / "apptainer")
+
+
 def test_not_started_by_slurmstepd_means_no_sharing(launcher, monkeypatch):
     # A shell in a task may call wrappers one after another: Apptainer would key them all to it.
     monkeypatch.setattr(launcher, "started_as_step_task", lambda: False)

@@ -2,23 +2,64 @@
 import json
 import os
 
+import pytest
+
 
 def test_manifest_parsed_without_json_module(launcher, tmp_path):
     path = tmp_path / "m.json"
-    path.write_text('{"a": [1, 2.5, "x\\u00e9"], "b": {"c": null, "d": true}}')
-    assert launcher.read_manifest(str(path)) == {"a": [1, 2.5, "xé"], "b": {"c": None, "d": True}}
+    path.write_text('{"a": [1, 2.5, "x\\u00e9"], "b": {"c": null, "d": true}}\n')
+    assert launcher.read_json(str(path)) == {"a": [1, 2.5, "xé"], "b": {"c": None, "d": True}}
 
 
-def test_symlink_chain_gives_name_of_last_link(launcher, tmp_path):
-    (tmp_path / "prefix" / "bin").mkdir(parents=True)
-    (tmp_path / "prefix" / "_tykky").mkdir()
-    (tmp_path / "prefix" / "_tykky" / "launcher").write_text("")
-    os.symlink("../_tykky/launcher", tmp_path / "prefix" / "bin" / "python")
-    (tmp_path / "venv" / "bin").mkdir(parents=True)
-    os.symlink(tmp_path / "prefix" / "bin" / "python", tmp_path / "venv" / "bin" / "python")
-    os.symlink("python", tmp_path / "venv" / "bin" / "python3")
-    name, wrapper = launcher.resolve_invocation(str(tmp_path / "venv" / "bin" / "python3"))
-    assert name == "python" and wrapper == str(tmp_path / "prefix" / "bin" / "python")
+@pytest.fixture
+def chains(tmp_path):  # type: ignore[no-untyped-def]
+    """An installation's bin/python, a venv made on top of it, and a user's directory of links."""
+    prefix = tmp_path / "prefix"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "_tykky").mkdir()
+    (prefix / "_tykky" / "launcher").write_text("")
+    (prefix / "pyvenv.cfg").write_text("")
+    os.symlink("../_tykky/launcher", prefix / "bin" / "python")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text(f"home = {prefix}/bin\n")
+    os.symlink(prefix / "bin" / "python", venv / "bin" / "python")
+    os.symlink("python", venv / "bin" / "python3")
+    (tmp_path / "home" / "bin").mkdir(parents=True)
+    return tmp_path
+
+
+@pytest.mark.parametrize("links, invoked, runs_by, venv", [
+    ({}, "prefix/bin/python", "prefix/bin/python", None),
+    ({"home/bin/mypython": "/prefix/bin/python"}, "home/bin/mypython", "prefix/bin/python", None),
+    ({"home/bin/mypython": "../../prefix/bin/python"}, "home/bin/mypython", "prefix/bin/python", None),
+    ({"home/bin/mypython": "/prefix/bin/python", "home/py": "bin/mypython"}, "home/py", "prefix/bin/python", None),
+    ({"home/pbin": "/prefix/bin"}, "home/pbin/python", "prefix/bin/python", None),
+    ({"home/bin/python": "/prefix/_tykky/launcher"}, "home/bin/python", "prefix/bin/python", None),
+    ({}, "venv/bin/python3", "venv/bin/python3", "venv/bin"),
+    ({"home/bin/vpy": "/venv/bin/python3"}, "home/bin/vpy", "venv/bin/python3", "venv/bin"),
+])
+def test_program_runs_by_the_path_its_installation_is_found_from(launcher, chains, links, invoked, runs_by, venv):
+    """A user's own link would make Python look for pyvenv.cfg next to that link, and start
+    without the installation's packages: it runs by the installation's or the venv's entry."""
+    for link, target in links.items():
+        os.symlink(str(chains) + target if target.startswith("/") else target, chains / link)
+    name, path, venv_bin = launcher.resolve_invocation(str(chains / invoked), str(chains / "prefix"))
+    assert (name, path, venv_bin) == ("python", str(chains / runs_by), venv and str(chains / venv))
+
+
+def test_a_moved_link_still_runs_by_the_installation(launcher, chains):
+    os.symlink(chains / "prefix" / "bin" / "python", chains / "home" / "bin" / "mypython")
+    os.rename(chains / "home" / "bin" / "mypython", chains / "home" / "moved")
+    _, path, _ = launcher.resolve_invocation(str(chains / "home" / "moved"), str(chains / "prefix"))
+    assert path == str(chains / "prefix" / "bin" / "python")
+
+
+def test_a_link_loop_is_an_error(launcher, tmp_path):
+    os.symlink("b", tmp_path / "a")
+    os.symlink("a", tmp_path / "b")
+    with pytest.raises(launcher.LaunchError, match="too many levels"):
+        launcher.resolve_invocation(str(tmp_path / "a"), str(tmp_path))
 
 
 def test_leaked_runtime_variables_are_removed(launcher):
