@@ -12,7 +12,9 @@ through exec and released when the program and its children are gone), <name>.st
 serialises starting, <name>.failed holds the prefix and why the last start failed (launches
 stay cold without retrying for FAILURE_PAUSE seconds). A reaper process started with the
 instance stops it once nobody has held the usage lock for the idle timeout, or as soon as it is
-unused after an update replaced it.
+unused after an update replaced it. A launch that finds the instance's mounts broken (a FUSE
+process serving an image is gone, its root cannot be read) goes cold and has a detached process
+stop the instance and remove its state, so that the next launch starts a new one.
 
 Stdlib only, Python >= 3.6. Any failure raises WarmUnavailable: the caller launches cold.
 """
@@ -147,6 +149,29 @@ def container_variables(runtime, name, environ):
     return variables
 
 
+def fuse_daemons(pid):
+    """[pid, start time] of the FUSE processes serving the instance's images (squashfuse where
+    the runtime mounts without privileges): children of the runtime's instance process. One that
+    crashed or was killed leaves its mount broken (ENOTCONN), which a launch must not join."""
+    parent = parent_pid(pid)
+    daemons = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/stat" % entry) as handle:
+                command, _, fields = handle.read().rpartition(")")
+        except OSError:
+            continue  # ended meanwhile
+        fields = fields.split()
+        if fields[1] == str(parent) and "fuse" in command:
+            daemons.append([int(entry), fields[19]])
+    return daemons
+
+
+def parent_pid(pid):
+    with open("/proc/%d/stat" % pid) as handle:
+        return int(handle.read().rsplit(")", 1)[1].split()[1])
+
+
 def start_instance(runtime, container, name, flags, environ, manifest, prefix, state_path):
     # Instances get their own PID namespace and with it a /proc in which a process joining from
     # outside has no /proc/self. The host's /proc in its place keeps /proc/self right for all.
@@ -165,7 +190,8 @@ def start_instance(runtime, container, name, flags, environ, manifest, prefix, s
         own_user_namespace = os.readlink("/proc/%d/ns/user" % pid) != os.readlink("/proc/self/ns/user")
         state = {"pid": pid, "start_time": process_start_time(pid), "name": name, "prefix": prefix,
                  "build_id": manifest["build_id"], "user_namespace": own_user_namespace,
-                 "runtime": runtime, "variables": container_variables(runtime, name, environ)}
+                 "runtime": runtime, "variables": container_variables(runtime, name, environ),
+                 "fuse_daemons": fuse_daemons(pid)}
         write_state(state_path, state)
     except Exception:
         # Nobody could use an instance without its state: it must not stay running.
@@ -181,8 +207,8 @@ def subprocess_stop(runtime, name, environ):
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def start_in_background(request):
-    """Start the instance from a detached process, which then stays on as its reaper.
+def in_background(action, request):
+    """Run serve ("start") or forget from a detached process, which may stay on as a reaper.
 
     The launch that finds no instance goes cold at once rather than wait: starting an instance
     and reading its environment takes longer than one cold launch."""
@@ -192,7 +218,7 @@ def start_in_background(request):
     module = os.path.join(os.path.dirname(os.path.realpath(__file__)), "tykky_warm.py")
     if not os.path.isfile(module):
         module = os.path.realpath(__file__)
-    subprocess.run([sys.executable, "-IS", module, "start"], input=json.dumps(request).encode(),
+    subprocess.run([sys.executable, "-IS", module, action], input=json.dumps(request).encode(),
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                    close_fds=True)
 
@@ -216,6 +242,21 @@ def serve(request):
     finally:
         os.close(starting)
     reap(base + ".json", request["manifest"].get("warm", {}).get("idle_timeout", 300))
+
+
+def forget(request):
+    """In the detached process: stop a broken instance and remove its state, so that the next
+    launch starts a new one; unless another instance of the name took its place meanwhile."""
+    base = os.path.join(state_directory(), request["name"])
+    starting = lock(base + ".start", fcntl.LOCK_EX)
+    try:
+        state = read_state(base + ".json")
+        if state is None or state["start_time"] != request["start_time"]:
+            return
+        os.unlink(base + ".json")
+        subprocess_stop(state["runtime"], state["name"], dict(os.environ))
+    finally:
+        os.close(starting)
 
 
 def existing_instance(name, read_json=None):
@@ -263,23 +304,47 @@ def working_directory(environ):
         return environ.get("HOME", "/")
 
 
+class InstanceBroken(WarmUnavailable):
+    """The instance runs, but its mounts do not work: it is to be stopped and forgotten."""
+
+
+def open_root(state):
+    """A descriptor of the instance's root, once the instance is known to be usable.
+
+    Every warm launch pays this, so it is cheap: a read of procfs per FUSE process the instance
+    had at its start, and the open of its root that entering it needs anyway."""
+    for pid, start_time in state.get("fuse_daemons", ()):
+        if process_start_time(pid) != start_time:
+            raise InstanceBroken("the process serving one of its images (pid %d) is gone" % pid)
+    try:
+        return os.open("/proc/%d/root" % state["pid"], os.O_RDONLY)
+    except OSError as error:
+        import errno
+
+        if error.errno in (errno.ENOTCONN, errno.EIO, errno.ESTALE):
+            raise InstanceBroken("its root cannot be read: %s" % error.strerror) from None
+        raise WarmUnavailable("cannot open the instance's root: %s" % error.strerror) from None
+
+
 def join(state, command, environ):
-    """Enter the instance and exec command; returns only if entering failed."""
+    """Enter the instance and exec command; returns only if entering failed, before committing:
+    every check and every descriptor comes before the first namespace is entered."""
     if not state["user_namespace"] and os.geteuid() != 0:
         raise WarmUnavailable("the instance runs in no user namespace of this user: only root can enter it")
     pid = state["pid"]
     cwd = working_directory(environ)
+    root = open_root(state)
     if hasattr(os, "setns"):
-        root = os.open("/proc/%d/root" % pid, os.O_RDONLY)
         namespaces = (["user"] if state["user_namespace"] else []) + ["mnt"]
-        for namespace in namespaces:
-            descriptor = os.open("/proc/%d/ns/%s" % (pid, namespace), os.O_RDONLY)
+        descriptors = [os.open("/proc/%d/ns/%s" % (pid, namespace), os.O_RDONLY) for namespace in namespaces]
+        for descriptor in descriptors:
             os.setns(descriptor, 0)
             os.close(descriptor)
         os.fchdir(root)
         os.chroot(".")
         os.chdir(cwd if os.path.isdir(cwd) else "/")
         os.execvpe(command[0], command, environ)
+    os.close(root)
     nsenter = next((p for p in ("/usr/bin/nsenter", "/bin/nsenter") if os.access(p, os.X_OK)), None)
     if nsenter is None:
         raise WarmUnavailable("nsenter is not installed")
@@ -318,12 +383,19 @@ def warm_exec(runtime, container, flags, environ, manifest, prefix, binds, overl
         failed = recent_failure(name)
         if failed:
             raise WarmUnavailable("starting an instance failed lately: %s" % failed)
-        start_in_background({"runtime": runtime, "container": container, "flags": flags, "environ": environ,
-                             "manifest": {"build_id": manifest["build_id"], "warm": manifest.get("warm", {})},
-                             "prefix": prefix, "name": name})
+        in_background("start", {"runtime": runtime, "container": container, "flags": flags, "environ": environ,
+                                "manifest": {"build_id": manifest["build_id"], "warm": manifest.get("warm", {})},
+                                "prefix": prefix, "name": name})
         raise WarmUnavailable("no instance yet: starting one for the next launches")
     os.set_inheritable(usage, True)
-    join(state, command, joined_environment(environ, state, binds))
+    try:
+        join(state, command, joined_environment(environ, state, binds))
+    except InstanceBroken as broken:
+        in_background("forget", {"name": name, "start_time": state["start_time"]})
+        raise WarmUnavailable("instance %s is broken (%s): stopping it" % (name, broken)) from None
+    finally:
+        # Reached only when joining failed: the cold launch must not hold the instance in use.
+        os.close(usage)
 
 
 def reap(state_path, idle_timeout):
@@ -365,13 +437,13 @@ def replaced(state):
         return True
 
 
-if __name__ == "__main__" and sys.argv[1:] == ["start"]:
+if __name__ == "__main__" and sys.argv[1:] in (["start"], ["forget"]):
     import json
 
     task = json.loads(sys.stdin.read())
     if os.fork() == 0:
         try:
-            serve(task)
+            (serve if sys.argv[1] == "start" else forget)(task)
         finally:
             os._exit(0)
     os._exit(0)

@@ -1,6 +1,9 @@
 """Pure parts of the warm-mount module (shim/warm.py); real instances are in integration/test_warm.py."""
+import errno
 import json
 import os
+import shutil
+import subprocess
 import time
 
 import pytest
@@ -57,7 +60,7 @@ def test_a_failed_start_is_recorded_and_not_retried_at_every_launch(monkeypatch,
     assert warm.recent_failure("tykky-x") == "instance start failed: no user namespaces here"
     monkeypatch.setattr(warm, "instance_name", lambda *args: "tykky-x")
     started = []
-    monkeypatch.setattr(warm, "start_in_background", started.append)
+    monkeypatch.setattr(warm, "in_background", lambda action, request: started.append(action))
     with pytest.raises(warm.WarmUnavailable, match="failed lately"):
         warm.warm_exec("/usr/bin/apptainer", "/p/container.sif", [], {}, {"build_id": "b"}, "/p", [], [], ["true"])
     assert started == []
@@ -115,3 +118,90 @@ def test_joined_library_path_is_the_cold_launchs():
     assert warm.joined_environment({}, state, [])["LD_LIBRARY_PATH"] == "/opt/v/lib::/.singularity.d/libs"
     passed = warm.joined_environment({"APPTAINERENV_LD_LIBRARY_PATH": "/a:/opt/v/lib"}, state, [])
     assert passed["LD_LIBRARY_PATH"] == "/a:/opt/v/lib:/.singularity.d/libs"
+
+
+@pytest.fixture
+def siblings(tmp_path):  # type: ignore[no-untyped-def]
+    """Two children of the test: a program, and a process named like a FUSE daemon."""
+    daemon = tmp_path / "squashfuse_ll"
+    shutil.copy("/bin/sleep", daemon)
+    processes = [subprocess.Popen(["/bin/sleep", "60"]), subprocess.Popen([str(daemon), "60"])]
+    yield processes
+    for process in processes:
+        process.kill()
+        process.wait()
+
+
+def test_the_fuse_daemons_of_an_instance_are_its_processs_siblings(siblings):
+    program, daemon = siblings
+    assert wait_for_name(daemon.pid, "squashfuse_ll")
+    assert warm.fuse_daemons(program.pid) == [[daemon.pid, warm.process_start_time(daemon.pid)]]
+
+
+def wait_for_name(pid: int, name: str) -> bool:
+    """A child's name is its program's once it has exec'd."""
+    for _ in range(200):
+        with open(f"/proc/{pid}/comm") as handle:
+            if handle.read().strip() == name:
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def running_state(**values) -> dict:  # type: ignore[no-untyped-def]
+    """The state of an instance whose process is this test."""
+    return {"pid": os.getpid(), "start_time": warm.process_start_time(os.getpid()), "user_namespace": True,
+            "name": "tykky-x", "runtime": "/usr/bin/apptainer", "fuse_daemons": [], **values}
+
+
+def test_an_instance_whose_fuse_daemon_is_gone_is_broken(siblings):
+    program, daemon = siblings
+    state = running_state(fuse_daemons=[[daemon.pid, warm.process_start_time(daemon.pid)]])
+    os.close(warm.open_root(state))
+    daemon.kill()
+    daemon.wait()
+    with pytest.raises(warm.InstanceBroken, match=f"pid {daemon.pid}"):
+        warm.open_root(state)
+
+
+@pytest.mark.parametrize("number, broken", [(errno.ENOTCONN, True), (errno.EIO, True), (errno.EACCES, False)])
+def test_an_instance_whose_root_cannot_be_read_is_broken(monkeypatch, number, broken):
+    def refuse(path, flags):  # type: ignore[no-untyped-def]
+        raise OSError(number, os.strerror(number))
+
+    monkeypatch.setattr(os, "open", refuse)
+    with pytest.raises(warm.WarmUnavailable) as raised:
+        warm.open_root(running_state())
+    assert isinstance(raised.value, warm.InstanceBroken) is broken
+
+
+def test_a_broken_instance_is_not_joined_but_forgotten(monkeypatch, tmp_path):
+    monkeypatch.setenv("TYKKY_WARM_DIR", str(tmp_path / "state"))
+    monkeypatch.setattr(warm, "instance_name", lambda *args: "tykky-x")
+    warm.write_state(os.path.join(warm.state_directory(), "tykky-x.json"),
+                     running_state(fuse_daemons=[[os.getpid(), "0"]]))
+    executed, background = [], []
+    monkeypatch.setattr(os, "execve", lambda *a: executed.append(a))
+    monkeypatch.setattr(os, "execvpe", lambda *a: executed.append(a))
+    monkeypatch.setattr(warm, "in_background", lambda action, request: background.append((action, request)))
+    closed = []
+    real_close = os.close
+    monkeypatch.setattr(os, "close", lambda descriptor: (closed.append(descriptor), real_close(descriptor)))
+    with pytest.raises(warm.WarmUnavailable, match="broken"):
+        warm.warm_exec("/usr/bin/apptainer", "/p/container.sif", [], {}, {"build_id": "b"}, "/p", [], [], ["true"])
+    assert executed == []
+    assert background == [("forget", {"name": "tykky-x", "start_time": running_state()["start_time"]})]
+    assert closed  # the usage lock: the cold launch must not keep the broken instance in use
+
+
+@pytest.mark.parametrize("same, forgotten", [(True, True), (False, False)])
+def test_forgetting_stops_only_the_broken_instance(monkeypatch, tmp_path, same, forgotten):
+    monkeypatch.setenv("TYKKY_WARM_DIR", str(tmp_path / "state"))
+    path = os.path.join(warm.state_directory(), "tykky-x.json")
+    warm.write_state(path, running_state())
+    stopped = []
+    monkeypatch.setattr(warm, "subprocess_stop", lambda runtime, name, environ: stopped.append(name))
+    # Not the same: another instance of the name took the broken one's place meanwhile.
+    warm.forget({"name": "tykky-x", "start_time": running_state()["start_time"] if same else "1"})
+    assert (stopped == ["tykky-x"]) is forgotten
+    assert os.path.exists(path) is not forgotten

@@ -1,5 +1,6 @@
 """Warm mounts: launches join one running instance per user, node and image."""
 import json
+import os
 import signal
 import subprocess
 import time
@@ -156,3 +157,76 @@ def test_warm_mounts_off_launches_cold(pip_installation, who, pyz):
     assert stopped.returncode == 0
     who.run([pip_installation / "bin" / "python", "-c", "pass"], env=COLD)
     assert instances_of(who, pyz, pip_installation) == 0
+
+
+# As root, Apptainer mounts images with the kernel: in a user namespace (as instances of every
+# other user run) it serves them with squashfuse, whose death is what this runtime lets root see.
+RUNTIME_IN_A_USER_NAMESPACE = """#!/bin/sh
+if [ "$2 $3" = "instance start" ]; then
+    quiet=$1
+    shift 3
+    exec /usr/bin/apptainer "$quiet" instance start --userns "$@"
+fi
+exec /usr/bin/apptainer "$@"
+"""
+
+
+@pytest.fixture(scope="session")
+def fuse_served(who, pyz, user_dirs):  # type: ignore[no-untyped-def]
+    """An installation whose warm instances serve their images with squashfuse, root's too."""
+    home = user_dirs[who.name]
+    env = None
+    if who.is_root:
+        runtime = owned_file(home / "apptainer-in-a-user-namespace", RUNTIME_IN_A_USER_NAMESPACE, who)
+        runtime.chmod(0o755)
+        env = {"CW_GLOBAL_YAML": str(site_config(who, home, "fuse.yaml", singularity_executable_path=str(runtime)))}
+    build_pip(who, pyz, home, "fuse-served", "tabulate==0.9.0\n", env=env)
+    return home / "fuse-served"
+
+
+def instance_state(who, prefix: Path) -> dict:  # type: ignore[no-untyped-def]
+    """The state of the instance of prefix that runs."""
+    for path in Path(f"/tmp/tykky-warm-{who.uid}").glob("*.json"):
+        state = json.loads(path.read_text())
+        if state["prefix"] == str(prefix) and Path(f"/proc/{state['pid']}").exists():
+            return state
+    raise AssertionError(f"no instance of {prefix} runs")
+
+
+def squashfuse_of(state: dict, mount: str) -> int:
+    """The squashfuse process of the instance that serves the mount (rootfs: the container)."""
+    parent = Path(f"/proc/{state['pid']}/stat").read_text().rsplit(")", 1)[1].split()[1]
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError):
+            continue
+        if fields[1] == parent and b"squashfuse" in command[0] and command[-2].decode().endswith(mount):
+            return int(entry.name)
+    raise AssertionError(f"no squashfuse serves {mount} for instance {state['name']}")
+
+
+@pytest.mark.parametrize("mount, recorded", [("/rootfs", True), ("/overlay-images/0", True),
+                                             ("/overlay-images/0", False)])
+def test_an_instance_whose_mount_died_is_replaced_and_launches_go_on(fuse_served, who, pyz, mount, recorded):
+    """recorded: the state names the squashfuse processes; without, the launch finds that the
+    instance's root cannot be read."""
+    warm_up(who, pyz, fuse_served)
+    broken = instance_state(who, fuse_served)
+    daemon = squashfuse_of(broken, mount)
+    if not recorded:
+        path = Path(f"/tmp/tykky-warm-{who.uid}/{broken['name']}.json")
+        path.write_text(json.dumps({key: value for key, value in broken.items() if key != "fuse_daemons"}))
+    os.kill(daemon, signal.SIGKILL)  # it serves the instance this test started
+    assert wait_for(lambda: not Path(f"/proc/{daemon}").exists())
+    program = "import os, sys, tabulate; print(sys.prefix)"
+    for _ in range(3):
+        assert who.run([fuse_served / "bin" / "python", "-c", program]).stdout.decode().strip() == str(fuse_served)
+    # Stopped and forgotten: the next launch starts a new instance, and later launches join it.
+    assert wait_for(lambda: not Path(f"/proc/{broken['pid']}").exists())
+    warm_up(who, pyz, fuse_served)
+    replacement = instance_state(who, fuse_served)
+    assert replacement["pid"] != broken["pid"]
+    joined = who.run([fuse_served / "bin" / "python", "-c", program + "; print(os.readlink('/proc/self/ns/mnt'))"])
+    assert joined.stdout.decode().split() == [str(fuse_served), os.readlink(f"/proc/{replacement['pid']}/ns/mnt")]
