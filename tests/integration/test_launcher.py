@@ -3,6 +3,7 @@ import json
 import os
 import signal
 import subprocess
+from pathlib import Path
 
 import pexpect
 import pytest
@@ -79,12 +80,63 @@ def test_user_site_packages_do_not_leak_in(pip_installation, who, user_dirs):
     assert completed.stdout.decode().strip() == "False"
 
 
-def test_users_own_symlink_to_a_wrapper(pip_installation, who, user_dirs):
-    link = user_dirs[who.name] / "my-python"
-    if not link.is_symlink():
-        os.symlink(pip_installation / "bin" / "python", link)
-    completed = who.run([link, "-c", "import six, sys; print(sys.executable)"])
-    assert completed.stdout.decode().strip() == str(link)
+# tabulate is in the installation only: the machine's base Pythons have six and PyYAML too.
+SHOW_INSTALLATION = "import sys, tabulate; print(sys.prefix); print(tabulate.__file__)"
+
+
+def links_to(who, directory: Path, links: dict) -> Path:  # type: ignore[no-untyped-def]
+    """A user's own links (name -> target) in a fresh directory of theirs; the first one."""
+    who.run(["rm", "-rf", directory])
+    who.run(["mkdir", "-p", directory])
+    for name, target in links.items():
+        who.run(["ln", "-s", target, directory / name])
+    return directory / next(iter(links))
+
+
+@pytest.mark.parametrize("warm", ["0", "1"])
+@pytest.mark.parametrize("kind", ["link", "link to a link", "relative link", "link to the bin directory"])
+def test_users_own_link_to_a_wrapper_runs_the_installation(pip_installation, who, user_dirs, pyz, kind, warm):
+    if warm == "1":
+        warm_up(who, pyz, pip_installation)
+    directory = user_dirs[who.name] / "my-links"
+    relative = os.path.relpath(pip_installation / "bin" / "python", directory)
+    link = links_to(who, directory, {
+        "link": {"mypython": pip_installation / "bin" / "python"},
+        "link to a link": {"py": "mypython", "mypython": pip_installation / "bin" / "python"},
+        "relative link": {"mypython": relative},
+        "link to the bin directory": {"bin": pip_installation / "bin"},
+    }[kind])
+    if kind == "link to the bin directory":
+        link = link / "python"
+    completed = who.run([link, "-c", SHOW_INSTALLATION], env={"TYKKY_WARM_MOUNTS": warm})
+    prefix, location = completed.stdout.decode().split()
+    assert prefix == str(pip_installation)
+    assert location.startswith(str(pip_installation / "lib"))
+
+
+def test_a_moved_link_to_a_wrapper_runs_the_installation(pip_installation, who, user_dirs):
+    link = links_to(who, user_dirs[who.name] / "my-links", {"mypython": pip_installation / "bin" / "python"})
+    who.run(["mkdir", "-p", link.parent / "elsewhere"])
+    who.run(["mv", link, link.parent / "elsewhere" / "moved"])
+    completed = who.run([link.parent / "elsewhere" / "moved", "-c", SHOW_INSTALLATION])
+    assert completed.stdout.decode().split()[0] == str(pip_installation)
+
+
+@pytest.mark.parametrize("warm", ["0", "1"])
+def test_users_own_link_to_a_venv_on_top_runs_the_venv(pip_installation, who, user_dirs, pyz, warm):
+    if warm == "1":
+        warm_up(who, pyz, pip_installation)
+    venv = user_dirs[who.name] / "linked-venv"
+    if not venv.exists():
+        who.run([pip_installation / "bin" / "python", "-m", "venv", venv])
+        who.run([venv / "bin" / "pip", "install", "--no-deps", "tomli==2.0.1"], cwd=user_dirs[who.name])
+    link = links_to(who, user_dirs[who.name] / "my-venv-links", {"vpy": venv / "bin" / "python"})
+    program = "import sys, tomli; print(sys.prefix); print(tomli.__file__); print(sys.executable)"
+    for python in (venv / "bin" / "python", link):
+        lines = who.run([python, "-c", program], env={"TYKKY_WARM_MOUNTS": warm}).stdout.decode().split()
+        assert lines[0] == str(venv)
+        assert lines[1].startswith(str(venv / "lib"))
+        assert lines[2] == str(venv / "bin" / "python")
 
 
 def test_leaked_runtime_variables_do_not_break_wrappers(pip_installation, who):
