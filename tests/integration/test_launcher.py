@@ -139,6 +139,27 @@ def test_users_own_link_to_a_venv_on_top_runs_the_venv(pip_installation, who, us
         assert lines[2] == str(venv / "bin" / "python")
 
 
+@pytest.mark.parametrize("damage, problem", [
+    (["truncate", "-s", "100", "_tykky/manifest.json"], "is not valid JSON"),
+    (["rm", "img.sqfs"], "img.sqfs is missing"),
+    (["chmod", "0", "_tykky/manifest.json"], "cannot be read (Permission denied)"),
+])
+def test_a_damaged_installation_gives_one_line(pip_installation, who, user_dirs, damage, problem):
+    if who.is_root and damage[0] == "chmod":
+        pytest.skip("root reads every file")
+    copy = user_dirs[who.name] / "damaged-inst"
+    who.run(["rm", "-rf", copy])
+    who.run(["cp", "-a", pip_installation, copy])
+    who.run(damage, cwd=copy)
+    completed = who.run([copy / "bin" / "python", "-c", "pass"], check=False)
+    errors = completed.stderr.decode()
+    assert completed.returncode != 0
+    assert "Traceback" not in errors and len(errors.splitlines()) == 1, errors
+    assert errors.startswith(f"tykky: the installation at {copy} is damaged: ") and problem in errors
+    who.run(["chmod", "-R", "u+rwX", copy])
+    who.run(["rm", "-rf", copy])
+
+
 def test_leaked_runtime_variables_do_not_break_wrappers(pip_installation, who):
     leaked = {"APPTAINER_BIND": "/nonexistent-source:/x", "APPTAINERENV_PATH": "/nowhere",
               "SINGULARITY_BIND": "/nonexistent-source:/y", "SINGULARITYENV_PATH": "/nowhere",
