@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Set
 import pytest
 
 from tests.helpers import SYSTEM_PYTHON, make_owned_dir, tool
-from tests.integration.conftest import owned_file
+from tests.integration.conftest import owned_file, site_config
 
 MPI_IMAGE = os.environ.get("TYKKY_MPI_IMAGE", "/opt/tykky-ci/images/mpi.sif")
 ALLREDUCE = ("from mpi4py import MPI; import mpi4py, os; c = MPI.COMM_WORLD; "
@@ -300,6 +300,26 @@ def test_staggered_tasks_all_succeed(inst, home, test_user):
     launch = f"sleep 0.$((SLURM_PROCID * 3 % 10)); exec {python} -c \"{TASK_IDENTITY}\""
     rows = lines(srun(test_user, home, "-n", "8", "--overcommit", "bash", "-c", launch))
     assert sorted(int(row[0]) for row in rows) == list(range(8))
+
+
+@pytest.fixture(scope="module")
+def bare_runtime(pyz, home, test_user) -> Path:  # type: ignore[no-untyped-def]
+    """Built with singularity_executable_path: apptainer, a bare name as site configurations have it."""
+    site = site_config(test_user, home, "bare-runtime.yaml", singularity_executable_path="apptainer")
+    requirements = owned_file(home / "requirements.txt", "PyYAML==6.0.2\n", test_user)
+    prefix = home / "bare-runtime"
+    test_user.run(tool(pyz, "pip-containerize", "new", "--prefix", str(prefix), str(requirements)), cwd=home,
+                  env={"CW_GLOBAL_YAML": str(site)})
+    assert json.loads((prefix / "_tykky" / "manifest.json").read_text())["runtime"]["path"] == "apptainer"
+    return prefix
+
+
+def test_tasks_share_one_container_with_a_runtime_given_by_bare_name(bare_runtime, home, test_user):
+    rows = lines(srun(test_user, home, "-n", "3", "--overcommit", bare_runtime / "bin" / "python", "-c",
+                      TASK_IDENTITY))
+    assert sorted(int(row[0]) for row in rows) == [0, 1, 2]
+    assert len({row[1] for row in rows}) == 1  # one image mount
+    assert len({row[2] for row in rows}) == 1  # one user namespace
 
 
 def test_sharing_turned_off_gives_each_task_its_container(unshared, home, test_user):
