@@ -589,28 +589,29 @@ def main():
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as error:  # noqa: BLE001 - one line, never a traceback, unless asked for
-        sys.stderr.write("tykky: %s\n" % unexpected_error(error))
-        sys.exit(126)
+        damage = damage_behind(error)
+        sys.stderr.write("tykky: %s\n" % (damage or "cannot start %s: unexpected %s: %s (CW_LOG_LEVEL=3 shows "
+                                          "where; please report it)" % (sys.argv[0], type(error).__name__, error)))
+        sys.exit(127 if damage else 126)
 
 
-def unexpected_error(error):
-    """What to tell of an error the launcher did not expect: most likely a manifest that parses
-    but is not what the builder wrote, else a bug (with CW_LOG_LEVEL > 2, its traceback)."""
+def damage_behind(error):
+    """The likely cause of an error the launcher did not expect: a manifest that parses but is
+    not as the builder wrote it; else None, and with CW_LOG_LEVEL > 2 the traceback."""
     prefix = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
     try:
         problem = schema_problem(read_manifest(prefix), MANIFEST_SCHEMA)
     except LaunchError as damage:
-        return str(damage)
+        return damage
     if problem:
-        return str(damaged(prefix, "its manifest %s is not as tykky writes it: %s"
-                           % (os.path.join(prefix, MANIFEST), problem)))
+        return damaged(prefix, "its manifest %s is not as tykky writes it: %s" % (os.path.join(prefix, MANIFEST),
+                                                                                 problem))
     level = os.environ.get("CW_LOG_LEVEL", "1")
     if level.isdigit() and int(level) > 2:
         import traceback
 
         traceback.print_exc()
-    return ("cannot start %s: unexpected %s: %s (CW_LOG_LEVEL=3 shows where; please report it)"
-            % (sys.argv[0], type(error).__name__, error))
+    return None
 
 
 # What the launcher reads of a manifest: a type, [schema of every item], {key: schema} ("?key"

@@ -85,7 +85,7 @@ def test_a_sound_installation_launches(prefix):
 
 
 def assert_one_line_about(completed: subprocess.CompletedProcess, prefix: Path, *named: str) -> None:
-    assert completed.returncode != 0
+    assert completed.returncode == 127
     assert completed.stdout == ""
     assert "Traceback" not in completed.stderr
     assert len(completed.stderr.splitlines()) == 1, completed.stderr
