@@ -626,6 +626,7 @@ MANIFEST_SCHEMA = {
     "?path": PATH_VARIABLE, "?ld_library_path": PATH_VARIABLE, "?environment": {"*": str},
     "?environ_file": str, "?shell": str, "?direct_targets": STRINGS, "?prefix_on_path": bool,
     "?marker": (type(None), {"path": str, "value": str}), "?warm": dict, "?share_step_container": bool,
+    "?cleanenv": bool, "?gpu": str,
     "?activation": (type(None), {"?environment": {"*": str}, "?prepend": {"*": STRINGS},
                                  "?append": {"*": STRINGS}, "?scripts": str}),
 }

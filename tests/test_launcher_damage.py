@@ -73,6 +73,7 @@ DAMAGES = {
     "runtime a string": (rewrite(lambda m: m.update(runtime="apptainer")), "runtime is not an object"),
     "container a number": (rewrite(lambda m: m.update(container=5)), "container is not a string"),
     "variable a number": (rewrite(lambda m: m.update(environment={"A": 1})), "environment.A is not a string"),
+    "gpu a list": (rewrite(lambda m: m.update(gpu=["nv"])), "gpu is not a string"),
     "a directory": (lambda manifest: (manifest.unlink(), manifest.mkdir()), "cannot be read (Is a directory)"),
     "missing": (lambda manifest: manifest.unlink(), "cannot be read (No such file or directory)"),
 }

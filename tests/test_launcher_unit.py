@@ -82,6 +82,7 @@ def test_gpu_setting_adds_the_runtime_flag(launcher, tmp_path, monkeypatch, caps
             "runtime": {"name": "apptainer", "path": "/bin/true"}}
     (prefix / "_tykky" / "manifest.json").write_text(json.dumps(data))
     (prefix / "_tykky" / "launcher.py").write_text("")
+    (prefix / "c.sif").write_bytes(b"")  # cold launches check that the images are there
     os.symlink("../_tykky/launcher.py", prefix / "bin" / "tool")
     monkeypatch.setattr(launcher, "__file__", str(prefix / "_tykky" / "launcher.py"))
     monkeypatch.setenv("TYKKY_LAUNCHER_DRY_RUN", "1")
