@@ -589,13 +589,13 @@ def main():
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as error:  # noqa: BLE001 - one line, never a traceback, unless asked for
-        damage = damage_behind(error)
+        damage = damage_behind()
         sys.stderr.write("tykky: %s\n" % (damage or "cannot start %s: unexpected %s: %s (CW_LOG_LEVEL=3 shows "
                                           "where; please report it)" % (sys.argv[0], type(error).__name__, error)))
         sys.exit(127 if damage else 126)
 
 
-def damage_behind(error):
+def damage_behind():
     """The likely cause of an error the launcher did not expect: a manifest that parses but is
     not as the builder wrote it; else None, and with CW_LOG_LEVEL > 2 the traceback."""
     prefix = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
