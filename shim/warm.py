@@ -155,6 +155,8 @@ def fuse_daemons(pid):
     crashed or was killed leaves its mount broken (ENOTCONN), which a launch must not join."""
     parent = parent_pid(pid)
     daemons = []
+    if parent <= 1:
+        return daemons  # orphans of every kind are init's children: none is known to be ours
     for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open("/proc/%s/stat" % entry) as handle:
