@@ -154,8 +154,11 @@ def test_users_own_symlink_to_a_wrapper(prefix, who, user_dirs):
         link = home / f"my-wrapped-{name}"
         if not link.is_symlink():
             os.symlink(prefix / "bin" / name, link)
-    python = who.run([home / "my-wrapped-python3", "-c", "import sys; print(sys.executable)"])
-    assert python.stdout.decode().strip() == str(home / "my-wrapped-python3")
+    # Run by the wrapper's path: next to the user's link Python would not find the installation.
+    program = "import sys; print(sys.executable, sys.prefix)"
+    python = who.run([home / "my-wrapped-python3", "-c", program])
+    assert python.stdout == who.run([prefix / "bin" / "python3", "-c", program]).stdout
+    assert python.stdout.decode().split()[0] == str(prefix / "bin" / "python3")
     shell = who.run([home / "my-wrapped-sh", "-c", "test -e /usr/bin/gcc || echo inside"])
     assert shell.stdout == b"inside\n"
 
