@@ -212,8 +212,27 @@ def squashfuse_of(state: dict, mount: str) -> int:
 def test_an_instance_whose_mount_died_is_replaced_and_launches_go_on(fuse_served, who, pyz, mount, recorded):
     """recorded: the state names the squashfuse processes; without, the launch finds that the
     instance's root cannot be read."""
-    warm_up(who, pyz, fuse_served)
-    broken = instance_state(who, fuse_served)
+    kill_a_mount_and_launch(who, pyz, fuse_served, mount, recorded)
+
+
+def test_a_launcher_entering_with_setns_replaces_a_broken_instance_too(fuse_served, who, pyz, user_dirs):
+    """Launchers on Python >= 3.12 enter instances with os.setns themselves (as root: the
+    interpreter is root's): nothing may be entered before the instance is known to be usable."""
+    from tests.integration.test_launcher_setns import PYTHON312
+    from tykky import layout
+
+    if not PYTHON312 or not who.is_root:
+        pytest.skip("needs root's Python >= 3.12")
+    copy = user_dirs["root"] / "fuse-served-setns"
+    if not copy.exists():
+        who.run(["cp", "-a", fuse_served, copy])
+        layout.install_launcher(copy, PYTHON312[-1])
+    kill_a_mount_and_launch(who, pyz, copy, "/overlay-images/0", recorded=False)
+
+
+def kill_a_mount_and_launch(who, pyz, prefix: Path, mount: str, recorded: bool) -> None:  # type: ignore[no-untyped-def]
+    warm_up(who, pyz, prefix)
+    broken = instance_state(who, prefix)
     daemon = squashfuse_of(broken, mount)
     if not recorded:
         path = Path(f"/tmp/tykky-warm-{who.uid}/{broken['name']}.json")
@@ -222,11 +241,11 @@ def test_an_instance_whose_mount_died_is_replaced_and_launches_go_on(fuse_served
     assert wait_for(lambda: not Path(f"/proc/{daemon}").exists())
     program = "import os, sys, tabulate; print(sys.prefix)"
     for _ in range(3):
-        assert who.run([fuse_served / "bin" / "python", "-c", program]).stdout.decode().strip() == str(fuse_served)
+        assert who.run([prefix / "bin" / "python", "-c", program]).stdout.decode().strip() == str(prefix)
     # Stopped and forgotten: the next launch starts a new instance, and later launches join it.
     assert wait_for(lambda: not Path(f"/proc/{broken['pid']}").exists())
-    warm_up(who, pyz, fuse_served)
-    replacement = instance_state(who, fuse_served)
+    warm_up(who, pyz, prefix)
+    replacement = instance_state(who, prefix)
     assert replacement["pid"] != broken["pid"]
-    joined = who.run([fuse_served / "bin" / "python", "-c", program + "; print(os.readlink('/proc/self/ns/mnt'))"])
-    assert joined.stdout.decode().split() == [str(fuse_served), os.readlink(f"/proc/{replacement['pid']}/ns/mnt")]
+    joined = who.run([prefix / "bin" / "python", "-c", program + "; print(os.readlink('/proc/self/ns/mnt'))"])
+    assert joined.stdout.decode().split() == [str(prefix), os.readlink(f"/proc/{replacement['pid']}/ns/mnt")]
