@@ -2,7 +2,8 @@
 
     bin/<name>        -> ../_tykky/launcher   (what users run)
     _bin/<name>       -> in-container target  (covers bin/ inside the container)
-    _tykky/launcher (stub), _tykky/tykky_launcher.py (+ byte code), _tykky/manifest.json
+    _tykky/launcher (stub), _tykky/tykky_launcher.py, tykky_warm.py, tykky_diagnose.py (+ byte code),
+    _tykky/manifest.json
     pyvenv.cfg, lib/pythonX.Y/site-packages   (the prefix reads as a venv of its Python)
     share/tykky/      resolved config, tool version, inputs of every build
 
@@ -51,7 +52,8 @@ def replace_file(path: Path, content: bytes, executable: bool = False) -> None:
 
 
 # shim/ file -> its name in <prefix>/_tykky/
-LAUNCHER_MODULES = {"launcher.py": "tykky_launcher.py", "warm.py": "tykky_warm.py"}
+LAUNCHER_MODULES = {"launcher.py": "tykky_launcher.py", "warm.py": "tykky_warm.py",
+                    "diagnose.py": "tykky_diagnose.py"}
 # The entry point stays tiny: Python compiles a script on every start but imports a module
 # from its byte-compiled cache, which install_launcher writes.
 LAUNCHER_STUB = """#!{interpreter} -IS
