@@ -92,6 +92,9 @@ SlurmdSpoolDir=/var/spool/slurmd/%n
 StateSaveLocation=/var/spool/slurmctld
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
 SlurmdLogFile=/var/log/slurm/slurmd-%n.log
+# Where PMIx puts its per-step directories: /tmp is node-local on a real cluster, here the
+# nodes share it.
+TmpFS=/tmp/slurm-%n
 ReturnToService=2
 SchedulerType=sched/backfill
 # Jobs that outlive a time limit or scancel are killed quickly.
@@ -139,7 +142,9 @@ start_slurm() {
     local host node2
     host=$(hostname -s)
     node2=$(second_node)
-    mkdir -p "/var/spool/slurmd/$host" "/var/spool/slurmd/$node2" /var/spool/slurmctld /var/log/slurm
+    mkdir -p "/var/spool/slurmd/$host" "/var/spool/slurmd/$node2" /var/spool/slurmctld /var/log/slurm \
+        "/tmp/slurm-$host" "/tmp/slurm-$node2"
+    chmod 1777 "/tmp/slurm-$host" "/tmp/slurm-$node2"
     if ! running slurmctld; then
         log "starting slurmctld"
         /usr/sbin/slurmctld
