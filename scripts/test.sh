@@ -6,7 +6,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
 bash scripts/setup-host.sh || exit 1
-# The one-node Slurm cluster and MPI image of the Slurm tests; starts the daemons when needed.
+# The two-node Slurm cluster (on this machine) and MPI image of the Slurm tests; starts the daemons when needed.
 bash scripts/setup-slurm.sh || exit 1
 # The CPython that the conda-mode tests package (built once, a few minutes, then cached).
 bash scripts/build-test-python.sh || exit 1
