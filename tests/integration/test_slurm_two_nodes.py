@@ -106,14 +106,16 @@ def srun(user, home: Path, *argv, env=None):  # type: ignore[no-untyped-def]
     return user.run(["srun", "-p", PARTITION, *map(str, argv)], cwd=home, env=env, timeout=600)
 
 
-def test_each_nodes_tasks_share_one_container(inst, home, test_user, second_node):
-    rows = lines(srun(test_user, home, "-N", "2", "-n", "4", inst / "bin" / "python", "-c", NODE_TASK))
-    assert sorted(int(row[1]) for row in rows) == [0, 1, 2, 3]
+@pytest.mark.parametrize("tasks, per_node", [(4, [2, 2]), (5, [3, 2])])  # SLURM_STEP_TASKS_PER_NODE 2(x2), 3,2
+def test_each_nodes_tasks_share_one_container(inst, home, test_user, second_node, tasks, per_node):
+    rows = lines(srun(test_user, home, "-N", "2", "-n", str(tasks), "--overcommit", inst / "bin" / "python", "-c",
+                      NODE_TASK))
+    assert sorted(int(row[1]) for row in rows) == list(range(tasks))
     by_node = {node_id: [row for row in rows if row[0] == node_id] for node_id in ("0", "1")}
     assert {row[2] for row in by_node["0"]} == {HOST_NODE}
     assert {row[2] for row in by_node["1"]} == {second_node}
+    assert [len(by_node["0"]), len(by_node["1"])] == per_node
     for node_rows in by_node.values():
-        assert len(node_rows) == 2
         assert len({row[3] for row in node_rows}) == 1  # one image mount per node
         assert len({row[4] for row in node_rows}) == 1  # one user namespace per node
     assert by_node["0"][0][4] != by_node["1"][0][4]  # and each node has its own
