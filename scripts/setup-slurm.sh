@@ -55,6 +55,13 @@ second_node() {
 
 setup_network() {
     # The second node's network namespace and the veth pair to it (kept across runs).
+    local other
+    other=$(ip -o route show "${HOST_ADDR%.*}.0/24" | grep -v " dev $VETH_HOST " || true)
+    if [ -n "$other" ]; then
+        log "the test cluster's range ${HOST_ADDR%.*}.0/24 is already routed on this machine ($other);"
+        log "change HOST_ADDR and NODE2_ADDR in scripts/setup-slurm.sh"
+        exit 1
+    fi
     [ -e "/run/netns/$NETNS" ] || ip netns add "$NETNS"
     if ! ip link show "$VETH_HOST" >/dev/null 2>&1; then
         log "creating the veth pair $VETH_HOST ($HOST_ADDR) - $VETH_NODE ($NODE2_ADDR)"

@@ -27,8 +27,6 @@ from tests.integration.test_slurm import (
 
 PARTITION = "twonode"
 HOST_NODE = os.uname().nodename.split(".")[0]
-# Open MPI's TCP transport between the nodes: only the veth pair's range joins them.
-MPI_ENVIRONMENT = {"OMPI_MCA_btl_tcp_if_include": "10.77.0.0/24"}
 NODE_TASK = ("import os, socket, yaml; print(os.environ['SLURM_NODEID'], os.environ['SLURM_PROCID'], "
              "socket.gethostname(), os.stat(yaml.__file__).st_dev, os.readlink('/proc/self/ns/user'), "
              "os.environ['SLURM_JOB_ID'] + '.' + os.environ['SLURM_STEP_ID'])")
@@ -55,6 +53,15 @@ def second_node() -> str:
     others = [node for node in partition_nodes() if node != HOST_NODE]
     assert len(others) == 1, others
     return others[0]
+
+
+@pytest.fixture(scope="module")
+def mpi_environment(second_node) -> Dict[str, str]:
+    """Open MPI's TCP transport between the nodes on the one range that joins them (the veth pair's)."""
+    shown = subprocess.run(["scontrol", "-o", "show", "node", second_node], capture_output=True, text=True,
+                           check=True).stdout.split()
+    address = next(item.split("=", 1)[1] for item in shown if item.startswith("NodeAddr="))
+    return {"OMPI_MCA_btl_tcp_if_include": address.rsplit(".", 1)[0] + ".0/24"}
 
 
 def on_node(node: str, argv: Sequence[str]) -> List[str]:
@@ -125,10 +132,10 @@ def test_each_nodes_tasks_share_one_container(inst, home, test_user, second_node
 
 
 @pytest.mark.parametrize("mpi", ["host", "image"])
-def test_mpi_allreduce_across_two_nodes(inst, mpi_wrapped, home, test_user, second_node, mpi):
+def test_mpi_allreduce_across_two_nodes(inst, mpi_wrapped, home, test_user, second_node, mpi_environment, mpi):
     python = inst / "bin" / "python" if mpi == "host" else mpi_wrapped / "bin" / "python3"
     completed = srun(test_user, home, "--mpi=pmix", "-N", "2", "-n", "4", python, "-c", ALLREDUCE,
-                     env=MPI_ENVIRONMENT)
+                     env=mpi_environment)
     assert b"PMIX ERROR" not in completed.stderr, completed.stderr.decode()
     assert b"CMA" not in completed.stderr, completed.stderr.decode()
     rows = sorted(lines(completed))
