@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
-from tykky import containers, deploy, history, interrupts, layers, layout, lock, log, modulefile, program
+from tykky import containers, deploy, history, inputs, interrupts, layers, layout, lock, log, modulefile, program
 from tykky import manifest as manifest_module
 from tykky.builddir import build_directory
 from tykky.config import Config
@@ -64,10 +64,15 @@ def _environ_file_name(config: Config, staged: Mapping[str, Optional[str]]) -> s
 
 
 def _check_inputs(config: Config) -> None:
-    for label, path in (("requirements file", config.requirements_file),
-                        ("environment file", config.environ_file)):
-        if path and not os.path.isfile(path):
-            raise TykkyError(f"The {label} {path} does not exist. Check the path.")
+    """The user's files, checked before a build starts: a mistake here costs no build."""
+    if config.requirements_file:
+        text = inputs.read_text_file(config.requirements_file, "requirements file")
+        if not (inputs.has_requirements(text) or config.pre_install or config.post_install):
+            raise TykkyError(f"The requirements file {config.requirements_file} lists no packages (it is "
+                             "empty or only comments). Give a file with at least one requirement.")
+    if config.environ_file:
+        inputs.read_text_file(config.environ_file, "environment file")
+        inputs.check_shell_syntax(config.environ_file, "environment file")
 
 
 def build_new(config: Config, mode: ModeSteps) -> Path:
