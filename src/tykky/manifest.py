@@ -106,6 +106,8 @@ def _path_variable(data: Mapping[str, Any]) -> PathVariable:
 
 def load(prefix: Path) -> Manifest:
     path = prefix / MANIFEST_PATH
+    if not prefix.is_dir():
+        raise TykkyError(f"{prefix} does not exist. Give the prefix of an installation made by this tool.")
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
