@@ -181,6 +181,9 @@ def site_config_path(environ: Mapping[str, str], selected: Optional[str] = None)
     if choice in shipped:
         return shipped[choice]
     path = Path(choice).expanduser()
+    if path.is_dir():
+        raise TykkyError(f"The site configuration '{choice}' is a directory: give a YAML file or one of "
+                         f"the shipped configurations ({', '.join(sorted(shipped))}) in CW_GLOBAL_YAML.")
     if not path.is_file():
         raise TykkyError(
             f"The site configuration '{choice}' does not exist: give a YAML file or one of "
