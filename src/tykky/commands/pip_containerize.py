@@ -1,10 +1,12 @@
 """pip-containerize new|update: a requirements file in, a containerized venv out."""
+import re
 from pathlib import Path
 from typing import Optional
 
 from tykky import installation, lock, wrapping
 from tykky.commands import wrap_install as wrap_install_command
 from tykky.config import Config
+from tykky.errors import TykkyError
 from tykky.installation import ModeSteps
 from tykky.modes import pip
 
@@ -35,7 +37,13 @@ def slim_config(config: Config) -> Config:
                               python_version="")
 
 
+def check_python_version(version: str) -> None:
+    if version and not re.fullmatch(r"3(\.\d+)?", version):
+        raise TykkyError(f"--pyver {version} is not a Python version: give X.Y, such as 3.11.")
+
+
 def new(config: Config) -> Path:
+    check_python_version(config.python_version)
     if config.slim:
         config = slim_config(config)
     return installation.build_new(config, mode_steps())
