@@ -1,4 +1,5 @@
 """The build directory: everything a build makes lives here until it is deployed."""
+import errno
 import os
 import shutil
 import stat
@@ -43,17 +44,50 @@ def remove_tree(path: Path) -> None:
         shutil.rmtree(path, onerror=make_writable_and_retry)
 
 
+# What tools print when a write fails for want of space or quota.
+OUT_OF_SPACE_SIGNS = ("No space left on device", "Disk quota exceeded", "[Errno 28]", "[Errno 122]")
+FULL_BELOW = 4 * 1024 * 1024
+
+
+def out_of_space(path: Path, error: Exception) -> bool:
+    """Whether a build failed because its directory's filesystem is full (or over quota): the
+    tools' own messages often do not say so (ensurepip hides pip's)."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return _is_full(path)
+    if isinstance(error, TykkyError) and any(sign in error.details for sign in OUT_OF_SPACE_SIGNS):
+        return True
+    return _is_full(path)
+
+
+def _is_full(path: Path) -> bool:
+    try:
+        info = os.statvfs(path)
+    except OSError:
+        return False
+    return info.f_bavail * info.f_frsize < FULL_BELOW or (info.f_files > 0 and info.f_favail == 0)
+
+
 @contextmanager
 def build_directory(configured_base: str, keep: bool) -> Iterator[Path]:
     """A fresh cw-XXXXXX directory, removed afterwards even on failure or Ctrl-C.
 
     With keep (CW_DEBUG_KEEP_FILES) it stays and its path is printed.
     """
-    path = Path(tempfile.mkdtemp(prefix="cw-", dir=build_base(configured_base)))
+    base = build_base(configured_base)
+    path = Path(tempfile.mkdtemp(prefix="cw-", dir=base))
     os.chmod(path, 0o755)
     log.debug(f"build directory {path}")
     try:
         yield path
+    except (TykkyError, OSError) as error:
+        full = out_of_space(path, error)  # seen before the build's files are removed
+        _finish(path, keep)
+        if full:
+            raise TykkyError(f"The build directory {base} ran out of space (No space left on device, or "
+                             "the disk quota is used up). Set CW_BUILD_TMPDIR (or build_tmpdir_base in the "
+                             "configuration) to a directory with room for about twice the installation.",
+                             details=getattr(error, "details", "")) from error
+        raise
     except BaseException:
         _finish(path, keep)
         raise
