@@ -126,8 +126,8 @@ def deploy_new(staging_tree: Path, prefix: Path) -> None:
                 replaced = _swap_in(staging, prefix)
             else:
                 os.rename(staging, prefix)
-    except OSError as exc:
-        raise TykkyError(f"Cannot install into {prefix}: {exc.strerror} ({exc.filename}).") from exc
+    except OSError as exc:  # shutil.Error (a failed copy) too
+        raise TykkyError(f"Cannot install into {prefix}: {write_failure(exc, prefix.parent)}") from exc
     finally:  # also when an interruption held back while publishing is raised
         if replaced is not None:
             _remove_replaced(replaced)
@@ -138,12 +138,26 @@ def deploy_new(staging_tree: Path, prefix: Path) -> None:
     log.info(f"Installed to {prefix}")
 
 
+def write_failure(error: OSError, where: Path) -> str:
+    """Why writing under `where` failed, and what to do, in words."""
+    text = str(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT) or "[Errno 28]" in text or "[Errno 122]" in text:
+        return (f"no space left on the filesystem of {where} (or the disk quota is used up). "
+                "Free space there, or choose a prefix on another filesystem.")
+    if isinstance(error, shutil.Error) and error.args and error.args[0]:
+        source, destination, why = error.args[0][0]
+        return f"{why} ({destination})."
+    return f"{error.strerror} ({error.filename})."
+
+
 def place_file(source: Path, destination: Path) -> None:
     """Copy a file next to its destination, then rename over it: users of the old file keep it."""
     temporary = destination.with_name(f".{destination.name}.{os.getpid()}.tmp")
     try:
         shutil.copyfile(source, temporary)
         os.replace(temporary, destination)
+    except OSError as exc:
+        raise TykkyError(f"Cannot write {destination}: {write_failure(exc, destination.parent)}") from exc
     finally:
         if temporary.exists():
             temporary.unlink()

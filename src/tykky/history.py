@@ -12,7 +12,7 @@ from typing import Mapping, Optional, Sequence
 
 import yaml
 
-from tykky import __version__
+from tykky import __version__, layout
 from tykky.config import Config
 from tykky.errors import TykkyError
 
@@ -50,6 +50,7 @@ def record(prefix: Path, kind: str, config: Config, inputs: Mapping[str, Optiona
     command = {"argv": list(argv) or sys.argv, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                "tool_version": __version__}
     (entry / "command.json").write_text(json.dumps(command, indent=1) + "\n")
-    (prefix / SHARE / "config.yaml").write_text(config_snapshot(config))
-    (prefix / SHARE / "version").write_text(__version__ + "\n")
+    # Replaced, not rewritten: a full disk must not leave an update a truncated config to read.
+    layout.replace_file(prefix / SHARE / "config.yaml", config_snapshot(config).encode())
+    layout.replace_file(prefix / SHARE / "version", (__version__ + "\n").encode())
     return entry

@@ -45,10 +45,14 @@ def replace_file(path: Path, content: bytes, executable: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = _temporary_sibling(path)
     mode = 0o777 if executable else 0o666
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(content)
-    os.replace(temporary, path)
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(content)
+        os.replace(temporary, path)
+    finally:
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
 
 
 # shim/ file -> its name in <prefix>/_tykky/
