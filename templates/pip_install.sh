@@ -2,6 +2,9 @@
 # Runs inside the build container: creates (or reuses) the venv and installs into it.
 # Inputs come as TYKKY_* variables set by the builder.
 set -euo pipefail
+# Which step failed is said in one line the builder shows (a script's own output may not say).
+phase="creating the virtual environment"
+trap 'status=$?; [ "$status" -eq 0 ] || echo "ERROR: $phase failed (exit code $status)"' EXIT
 
 venv=$TYKKY_VENV
 if [ ! -x "$venv/bin/python" ]; then
@@ -18,12 +21,14 @@ cd "$TYKKY_WORKDIR"
 
 if [ -n "${TYKKY_PRE_INSTALL:-}" ]; then
     echo "[ INFO ] Running the pre-install commands"
+    phase="the pre-install commands"
     # shellcheck disable=SC1090
     source "$TYKKY_PRE_INSTALL"
 fi
 
 if [ -n "${TYKKY_REQUIREMENTS:-}" ]; then
     echo "[ INFO ] Installing the requirements"
+    phase="installing the requirements"
     if [ -n "${TYKKY_UV:-}" ]; then
         cache=()
         [ "${TYKKY_NO_CACHE:-no}" = yes ] && cache=(--no-cache)
@@ -37,6 +42,7 @@ fi
 
 if [ -n "${TYKKY_POST_INSTALL:-}" ]; then
     echo "[ INFO ] Running the post-install commands"
+    phase="the post-install commands"
     cd "$TYKKY_WORKDIR"
     # shellcheck disable=SC1090
     source "$TYKKY_POST_INSTALL"

@@ -13,7 +13,7 @@ import yaml
 
 from tykky import containers, deploy, history, inputs, interrupts, layers, layout, lock, log, modulefile, program
 from tykky import manifest as manifest_module
-from tykky.builddir import build_directory
+from tykky.builddir import build_directory, remove_tree
 from tykky.config import Config
 from tykky.container_exec import BuildContainer
 from tykky.errors import NeedsRebuild, TykkyError
@@ -81,6 +81,7 @@ def build_new(config: Config, mode: ModeSteps) -> Path:
     _check_inputs(config)
     modulefile.check(config)
     deploy.check_new_prefix(prefix)
+    containers.check_buildable(config.container_src)
     with lock.held(prefix, config.lock_timeout):
         deploy.check_new_prefix(prefix)  # another writer may have made it while this one waited
         _build_new(config, mode, prefix)
@@ -130,6 +131,7 @@ def update(config: Config, mode: ModeSteps, prefix: Path) -> None:
     with lock.held(prefix, config.lock_timeout, existing=True):
         previous = manifest_module.load(prefix)
         deploy.check_update_prefix(prefix)
+        check_installation_files(prefix, previous)
         _check_inputs(config)
         modulefile.check(config)
         runtime = find_runtime(config.singularity_executable_path)
@@ -191,11 +193,18 @@ def _stacked_update(config: Config, mode: ModeSteps, prefix: Path, previous: Man
     stack = previous.layers + (Layer(image=name, target=previous.installation_path, mount=layers.OVERLAY),)
     manifest = _finish_update(config, mode, prefix, previous, container, found, build_id, staged, stack)
     with interrupts.publishing(prefix):
-        deploy.place_file(image, prefix / name)
-        _record(prefix, config, staged, kind="update")
-        layout.write_installation(prefix, manifest, interpreter=launcher_interpreter(config),
-                                  system_site=config.enable_site_packages, previous=previous)
+        _commit_update(config, prefix, image, name, staged, manifest, previous)
     return manifest
+
+
+def check_installation_files(prefix: Path, manifest: Manifest) -> None:
+    """The container and image layers an update builds on must be whole."""
+    advice = "The installation is damaged: rebuild it with `new` (or restore it from a copy)."
+    for name in (manifest.container,) + tuple(layer.image for layer in manifest.layers):
+        path = prefix / name
+        if not os.path.lexists(path):
+            raise TykkyError(f"{path} is missing. {advice}")
+        containers.check_image_file(path, str(path), advice)
 
 
 def _rebuild_update(config: Config, mode: ModeSteps, prefix: Path, previous: Manifest, runtime: Runtime,
@@ -212,11 +221,30 @@ def _rebuild_update(config: Config, mode: ModeSteps, prefix: Path, previous: Man
     stack = (Layer(image=name, target=first.target, mount=first.mount),)
     manifest = _finish_update(config, mode, prefix, previous, container, found, build_id, staged, stack)
     with interrupts.publishing(prefix):
-        deploy.place_file(new_image, prefix / name)
+        _commit_update(config, prefix, new_image, name, staged, manifest, previous)
+        layers.remove_unused_layers(prefix, previous, manifest)
+
+
+def _commit_update(config: Config, prefix: Path, image: Path, name: str, staged: Mapping[str, Optional[str]],
+                   manifest: Manifest, previous: Manifest) -> None:
+    """Write the update into the prefix, the manifest last (interruptions wait meanwhile). A
+    failure (a full disk) before the manifest is replaced takes back the new layer and history
+    entry, so that the installation is as it was."""
+    entry = history.next_entry(prefix, "update")
+    new_file = name not in {layer.image for layer in previous.layers}
+    try:
+        deploy.place_file(image, prefix / name)
         _record(prefix, config, staged, kind="update")
         layout.write_installation(prefix, manifest, interpreter=launcher_interpreter(config),
                                   system_site=config.enable_site_packages, previous=previous)
-        layers.remove_unused_layers(prefix, previous, manifest)
+    except BaseException as error:
+        if new_file and (prefix / name).exists():
+            os.unlink(prefix / name)
+        remove_tree(entry)
+        if isinstance(error, OSError):
+            raise TykkyError(f"Cannot update {prefix}: {deploy.write_failure(error, prefix)} "
+                             "The installation is unchanged.") from error
+        raise
 
 
 def _replace_layers(prefix: Path, before: Manifest, after: Manifest) -> None:

@@ -13,6 +13,7 @@ from tykky.errors import TykkyError
 
 FORMAT = 1
 MANIFEST_PATH = "_tykky/manifest.json"
+DAMAGED = "The installation is damaged: rebuild it with `new` (or restore it from a copy)."
 
 
 @dataclass(frozen=True)
@@ -114,10 +115,19 @@ def load(prefix: Path) -> Manifest:
         raise TykkyError(f"{prefix} is not a tykky installation (it has no {MANIFEST_PATH}). "
                          "Give the prefix of an installation made by this tool.") from None
     except (OSError, ValueError) as exc:
-        raise TykkyError(f"Cannot read the manifest {path}: {exc}.") from exc
+        raise TykkyError(f"Cannot read the manifest {path}: {exc}. {DAMAGED}") from exc
+    if not isinstance(data, dict):
+        raise TykkyError(f"The manifest {path} is not a JSON object. {DAMAGED}")
     if data.get("format") != FORMAT:
         raise TykkyError(f"{prefix} was made by an incompatible tykky version "
                          f"({data.get('tool_version')}); rebuild it with `new`.")
+    try:
+        return _from_json(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TykkyError(f"The manifest {path} is incomplete (no valid {exc}). {DAMAGED}") from None
+
+
+def _from_json(data: Mapping[str, Any]) -> Manifest:
     binds = data["binds"]
     return Manifest(
         tool_version=data["tool_version"], build_id=data["build_id"], mode=data["mode"],
