@@ -4,6 +4,7 @@ import errno
 import os
 import shutil
 import stat
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -88,7 +89,7 @@ def _swap_in(staging: Path, prefix: Path) -> Path:
     """Put staging at prefix; returns where the installation that was there is now."""
     if _exchange(staging, prefix):
         return staging
-    aside = prefix.with_name(f".{prefix.name}.tykky-old-{os.getpid()}")
+    aside = staging.with_name("replaced")  # in the private staging directory
     os.rename(prefix, aside)
     try:
         os.rename(staging, prefix)
@@ -112,7 +113,10 @@ def deploy_new(staging_tree: Path, prefix: Path) -> None:
     with an installation already there)."""
     prefix = prefix.absolute()
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    staging = prefix.with_name(f".{prefix.name}.tykky-{os.getpid()}")
+    # A fresh private directory: the parent may be shared, and a predictable name could be
+    # planted there by another user (a directory of theirs, a symlink).
+    private = Path(tempfile.mkdtemp(prefix=f".{prefix.name}.tykky-", dir=prefix.parent))
+    staging = private / "installation"
     replaced: Optional[Path] = None
     try:
         _move_or_copy(staging_tree, staging)
@@ -130,9 +134,9 @@ def deploy_new(staging_tree: Path, prefix: Path) -> None:
         raise TykkyError(f"Cannot install into {prefix}: {write_failure(exc, prefix.parent)}") from exc
     finally:  # also when an interruption held back while publishing is raised
         if replaced is not None:
-            _remove_replaced(replaced)
-        elif staging.exists():
-            remove_tree(staging)
+            _remove_replaced(private)  # the old tree is in it now
+        else:
+            remove_tree(private)
     if replaced:
         log.info(f"Replaced the installation at {prefix}")
     log.info(f"Installed to {prefix}")
