@@ -5,6 +5,7 @@ A scene is a fresh directory of the user who runs the row, an empty build direct
 (CW_BUILD_TMPDIR) and an empty working directory, next to the session's pip installation,
 which every failing row must leave working.
 """
+import errno
 import hashlib
 import os
 import re
@@ -267,14 +268,19 @@ def acted_on(process: subprocess.Popen, at: str,
 
 
 # ---- checks
+def tail(text: str, lines: int = 12) -> str:
+    """The end of a long stderr, for assertion messages."""
+    return "\n".join(text.splitlines()[-lines:])
+
+
 def error(*words: str) -> Check:
     """A clear error: non-zero exit, no traceback, no "unexpected error", the words in the message."""
     def check(scene: Scene, outcome: Outcome) -> None:
-        assert outcome.returncode != 0, outcome.stderr
+        assert outcome.returncode != 0, tail(outcome.stderr)
         assert "Traceback" not in outcome.stderr, outcome.stderr
-        assert "Unexpected error" not in outcome.stderr, outcome.stderr
+        assert "Unexpected error" not in outcome.stderr, tail(outcome.stderr)
         for word in words:
-            assert re.search(word, outcome.stderr, re.IGNORECASE), f"{word!r} not in:\n{outcome.stderr}"
+            assert re.search(word, outcome.stderr, re.IGNORECASE), f"{word!r} not in:\n{tail(outcome.stderr)}"
     return check
 
 
@@ -327,7 +333,7 @@ def existing_works(scene: Scene, outcome: Outcome) -> None:
 
 
 def succeeded(scene: Scene, outcome: Outcome) -> None:
-    assert outcome.returncode == 0, outcome.stderr
+    assert outcome.returncode == 0, tail(outcome.stderr)
     if outcome.expected_stdout is not None:
         assert outcome.stdout == outcome.expected_stdout
 
@@ -429,7 +435,7 @@ def update_on_full_filesystem(where: str) -> Act:
             copy = scene.copy_of_existing()
         else:
             copy = scene.copy_of_existing(parent=space)
-        full_filesystem(scene, space)
+        full_filesystem(scene, space, room=0)
         requirements = scene.write("more.txt", TINY_REQUIREMENTS)
         outcome = scene.tykky("pip-containerize", "update", str(copy), "-r", str(requirements), installation=copy)
         os.unlink(space / "filler")
@@ -505,6 +511,12 @@ def shared_build_base(scene: Scene) -> Outcome:
     return outcome
 
 
+def read_only_build_base(scene: Scene) -> Outcome:
+    """CW_BUILD_TMPDIR names a directory nobody may write to (another user's, read-only)."""
+    base = scene.read_only_view(scene.directory("their-builds", owner=scene.other))
+    return build_directory(str(base))(scene)
+
+
 def update_read_only(scene: Scene) -> Outcome:
     view = scene.read_only_view(scene.copy_of_existing())
     requirements = scene.write("more.txt", TINY_REQUIREMENTS)
@@ -536,15 +548,22 @@ def through_user_symlink(scene: Scene) -> Outcome:
 
 
 def huge_argv(total: int, warm: bool) -> Act:
-    """bin/python given `total` bytes of arguments, every byte value but NUL."""
+    """bin/python given `total` bytes of arguments (every byte value but NUL), or, with total 0,
+    as many as the kernel lets the wrapper itself start with."""
     def act(scene: Scene) -> Outcome:
-        arguments = huge_arguments(total)
         env = scene.who.environment(scene.environment({"TYKKY_WARM_MOUNTS": "1" if warm else "0"}))
         if warm:  # the first launch starts the instance: wait for it
             scene.who.run([scene.existing / "bin" / "python", "-c", "pass"], env={"TYKKY_WARM_MOUNTS": "1"})
             wait_for_instance(scene)
-        argv = scene.who.command([scene.existing / "bin" / "python", *argv_program()], env) + arguments
-        completed = subprocess.run(argv, cwd=scene.cwd, capture_output=True, timeout=300)
+        wrapper = scene.who.command([scene.existing / "bin" / "python", *argv_program()], env)
+        for size in [total] if total else range(os.sysconf("SC_ARG_MAX"), 0, -2048):
+            arguments = huge_arguments(size)
+            try:
+                completed = subprocess.run(wrapper + arguments, cwd=scene.cwd, capture_output=True, timeout=300)
+                break
+            except OSError as exc:  # E2BIG: too long for the kernel to start the wrapper at all
+                if exc.errno != errno.E2BIG or total:
+                    raise
         return Outcome(completed.returncode, completed.stderr.decode(errors="replace"), completed.stdout,
                        expected_stdout=digest(arguments))
     return act
