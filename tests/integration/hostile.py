@@ -386,14 +386,21 @@ def argv_program() -> List[str]:
                   "os.fsencode(a) for a in sys.argv[1:])).hexdigest())"]
 
 
-def huge_arguments(total: int) -> List[bytes]:
-    """Arguments of every byte value but NUL (not UTF-8 either), `total` bytes in all."""
-    piece = bytes(range(1, 256)) * 500  # 127500 bytes: under the kernel's 128 KiB per argument
+# Under the kernel's 128 KiB per argument: every byte value but NUL (so not UTF-8), or text.
+BINARY_PIECE = bytes(range(1, 256)) * 500
+TEXT_PIECE = "ÄäÖö€ 'quoted' \"double\" back\\slash $HOME `x` *?[ ]\ttab\nnewline ".encode() * 1700
+
+
+def huge_arguments(total: int, piece: bytes = BINARY_PIECE) -> List[bytes]:
+    """Arguments cut from piece, `total` bytes in all."""
     arguments, size = [], 0
     while size + len(piece) + 1 < total:
         arguments.append(piece)
         size += len(piece) + 1
-    arguments.append(piece[: max(1, total - size - 1)])
+    last = piece[: max(1, total - size - 1)]
+    if piece is TEXT_PIECE:  # not a character cut in half
+        last = last.decode(errors="ignore").encode()
+    arguments.append(last)
     return arguments
 
 
@@ -547,7 +554,7 @@ def through_user_symlink(scene: Scene) -> Outcome:
                    expected_stdout=probe_lines(prefix))
 
 
-def huge_argv(total: int, warm: bool) -> Act:
+def huge_argv(total: int, warm: bool, piece: bytes = BINARY_PIECE) -> Act:
     """bin/python given `total` bytes of arguments (every byte value but NUL), or, with total 0,
     as many as the kernel lets the wrapper itself start with."""
     def act(scene: Scene) -> Outcome:
@@ -557,7 +564,7 @@ def huge_argv(total: int, warm: bool) -> Act:
             wait_for_instance(scene)
         wrapper = scene.who.command([scene.existing / "bin" / "python", *argv_program()], env)
         for size in [total] if total else range(os.sysconf("SC_ARG_MAX"), 0, -2048):
-            arguments = huge_arguments(size)
+            arguments = huge_arguments(size, piece)
             try:
                 completed = subprocess.run(wrapper + arguments, cwd=scene.cwd, capture_output=True, timeout=300)
                 break

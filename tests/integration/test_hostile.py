@@ -42,7 +42,7 @@ class Row:
     id: str
     act: Act
     holds: Tuple[Check, ...]
-    fixed_on: str = ""  # the branch that fixes it, while it is not merged
+    fixed_on: str = ""  # the branch that fixes it, while it is not merged (or why it is not fixed)
 
 
 def probe_output(scene, outcome) -> None:  # type: ignore[no-untyped-def]
@@ -178,7 +178,9 @@ ROWS = [
     Row("step-sharing-bare-runtime-name", h.step_sharing_with_bare_runtime_name, (h.both_tasks_share,),
         fixed_on="launcher"),
     # huge argument lists
-    Row("large-argv-cold", h.huge_argv(128 * 1024, warm=False), works()),
+    Row("large-text-argv-cold", h.huge_argv(256 * 1024, warm=False, piece=h.TEXT_PIECE), works()),
+    Row("binary-argv-cold", h.huge_argv(1024, warm=False), works(),
+        fixed_on="none yet: the runtime's JSON engine configuration replaces bytes that are not UTF-8"),
     Row("huge-argv-warm", h.huge_argv(ARG_MAX - 64 * 1024, warm=True), works()),
     Row("argv-at-the-limit-warm", h.huge_argv(0, warm=True), works()),
     Row("argv-at-the-limit-cold", h.huge_argv(0, warm=False), (error("argument size limit|Argument list too long"),)),
@@ -192,7 +194,8 @@ ROWS = [
 
 
 def param(row: Row):  # type: ignore[no-untyped-def]
-    marks = [pytest.mark.xfail(strict=True, reason=f"fixed on branch {row.fixed_on}")] if row.fixed_on else []
+    reason = row.fixed_on if " " in row.fixed_on else f"fixed on branch {row.fixed_on}"
+    marks = [pytest.mark.xfail(strict=True, reason=reason)] if row.fixed_on else []
     return pytest.param(row, id=row.id, marks=marks)
 
 
