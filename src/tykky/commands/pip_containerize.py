@@ -42,8 +42,16 @@ def check_python_version(version: str) -> None:
         raise TykkyError(f"--pyver {version} is not a Python version: give X.Y, such as 3.11.")
 
 
+def check_wrapper_paths(paths: "tuple[str, ...]") -> None:
+    relative = [path for path in paths if not path.startswith("/")]
+    if relative:
+        raise TykkyError(f"-w takes absolute paths inside the container, not {', '.join(relative)}. "
+                         "Give them from the root, such as /usr/bin/tar.")
+
+
 def new(config: Config) -> Path:
     check_python_version(config.python_version)
+    check_wrapper_paths(config.wrapper_paths)
     if config.slim:
         config = slim_config(config)
     return installation.build_new(config, mode_steps())
