@@ -14,7 +14,7 @@ from typing import Tuple
 
 import pytest
 
-from tests.helpers import make_owned_dir, user_named
+from tests.helpers import REPO, make_owned_dir, user_named
 from tests.integration import hostile as h
 from tests.integration.hostile import (
     Act,
@@ -129,6 +129,8 @@ ROWS = [
     # interruptions, at the stages the log names
     Row("ctrl-c-new-installing", h.interrupted(pip_new(), "Installing into the virtual", signal.SIGINT, True),
         failed("Interrupted")),
+    Row("ctrl-c-new-pip", h.interrupted(pip_new(), "Installing the requirements", signal.SIGINT, True),
+        failed("Interrupted", "nothing was changed")),
     Row("kill-new-squashing", h.interrupted(pip_new(), "running: .*mksquashfs", signal.SIGTERM, False),
         failed("Interrupted")),
     Row("kill-new-deploying", h.interrupted(pip_new(), "byte-compiling|running: .*-IS -c", signal.SIGTERM, False),
@@ -139,8 +141,6 @@ ROWS = [
     Row("kill-update-squashing", h.interrupted(h.update_copy("-r", "{requirements}"), "running: .*mksquashfs",
                                                signal.SIGTERM, False),
         failed("Interrupted") + (h.no_leftovers_in("copy"),)),
-    Row("ctrl-c-new-pip", h.interrupted(pip_new(), "Installing the requirements", signal.SIGINT, True),
-        failed("Interrupted", "nothing was changed")),
     Row("kill-update-committing", h.interrupted(h.update_copy("-r", "{requirements}"), "running: .*-IS -c",
                                                 signal.SIGTERM, False),
         failed("Interrupted") + (h.no_leftovers_in("copy"),)),
@@ -149,7 +149,7 @@ ROWS = [
     Row("warm-directory-world-writable", h.planted_warm_directory("world-writable"), works(h.untouched)),
     Row("warm-directory-symlink", h.planted_warm_directory("symlink"), works(h.untouched)),
     Row("staging-name-planted", h.planted_staging, (h.succeeded, h.new_prefix_works, h.untouched, h.nothing_left)),
-    Row("shared-build-base", h.shared_build_base, failed("post-install commands failed")),
+    Row("shared-build-base", h.shared_build_base, failed("is truncated")),
     Row("build-base-not-writable", h.read_only_build_base, failed("their-builds-ro", "not writable")),
     # damaged, truncated, moved, copied and read-only installations
     Row("copied-installation", h.launch(PROBE_YAML, prepare=lambda scene, prefix: prefix),
@@ -175,6 +175,7 @@ ROWS = [
         h.launch(PROBE_YAML, prepare=h.damaged(h.overwrite("_tykky/manifest.json", b"\x00garbage"))),
         (one_line_error("damaged"),), fixed_on="launcher"),
     Row("user-symlink-to-wrapper", h.through_user_symlink, works(probe_output), fixed_on="launcher"),
+    Row("broken-warm-mount", h.broken_warm_mount, works(probe_output), fixed_on="launcher"),
     Row("step-sharing-bare-runtime-name", h.step_sharing_with_bare_runtime_name, (h.both_tasks_share,),
         fixed_on="launcher"),
     # huge argument lists
@@ -212,8 +213,11 @@ def scene(request, who, pyz, user_dirs, pip_installation, test_user):  # type: i
     subprocess.run(["rm", "-rf", str(home)], check=False)
 
 
-def test_ids_are_unique():
+def test_ids_are_unique_and_documented():
     assert len({row.id for row in ROWS}) == len(ROWS) >= 40
+    lines = (REPO / "docs" / "reliability.md").read_text().splitlines()
+    documented = [line.split("|")[1].split("*")[0].strip() for line in lines if line.startswith("| ")]
+    assert [row.id for row in ROWS] == documented[1:]
 
 
 @pytest.mark.parametrize("row", [param(row) for row in ROWS])
