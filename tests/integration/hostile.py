@@ -669,13 +669,26 @@ def broken_warm_mount(scene: Scene) -> Outcome:
         if str(copy) in scene.who.run(tool(scene.pyz, "warm", "status", str(copy)), env=warm).stdout.decode():
             break
         time.sleep(0.5)
-    mounts = [pid for pid, cmdline in processes_with(str(copy)) if "squashfuse" in cmdline]
+    mounts = squashfuse_of_instance(Path(warm["TYKKY_WARM_DIR"]))
     assert mounts, "the instance has no squashfuse process"
     for pid in mounts:
         os.kill(pid, signal.SIGKILL)
     completed = scene.run([copy / "bin" / "python", "-c", PROBE, "yaml"], env=warm)
     return Outcome(completed.returncode, completed.stderr.decode(errors="replace"), completed.stdout,
                    installation=copy, expected_stdout=probe_lines(copy))
+
+
+def squashfuse_of_instance(state: Path) -> List[int]:
+    """The squashfuse processes of the one instance whose state is in `state`: children of
+    the runtime's "Apptainer instance: USER [NAME]" process."""
+    (name,) = [path.stem for path in state.glob("*.json")]
+    (instance,) = [pid for pid, cmdline in processes_with(f"[{name}]") if cmdline.startswith("Apptainer instance")]
+    children = []
+    for pid, _cmdline in processes_with("squashfuse"):
+        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        if parent == instance:
+            children.append(pid)
+    return children
 
 
 def processes_with(text: str) -> List[Tuple[int, str]]:
