@@ -131,6 +131,8 @@ ROWS = [
         failed("Interrupted")),
     Row("ctrl-c-new-pip", h.interrupted(pip_new(), "Installing the requirements", signal.SIGINT, True),
         failed("Interrupted", "nothing was changed")),
+    Row("kill-new-pip", h.interrupted(pip_new(), "Installing the requirements", signal.SIGTERM, False),
+        failed("Interrupted", "nothing was changed")),
     Row("kill-new-squashing", h.interrupted(pip_new(), "running: .*mksquashfs", signal.SIGTERM, False),
         failed("Interrupted")),
     Row("kill-new-deploying", h.interrupted(pip_new(), "byte-compiling|running: .*-IS -c", signal.SIGTERM, False),
