@@ -37,8 +37,14 @@ def slim_config(config: Config) -> Config:
                               python_version="")
 
 
-def check_python_version(version: str) -> None:
-    if version and not re.fullmatch(r"3(\.\d+)?", version):
+def check_python_version(version: str, slim: bool) -> None:
+    """--pyver names python3.X in the container, or with --slim the Python image's tag."""
+    if not version:
+        return
+    if slim and not re.fullmatch(r"[\w][\w.-]*", version):
+        raise TykkyError(f"--pyver {version} is not a tag of the Python image: give X.Y, such as 3.12, "
+                         "or a tag such as 3.12-slim-bookworm.")
+    if not slim and not re.fullmatch(r"3(\.\d+)?", version):
         raise TykkyError(f"--pyver {version} is not a Python version: give X.Y, such as 3.11.")
 
 
@@ -50,7 +56,7 @@ def check_wrapper_paths(paths: "tuple[str, ...]") -> None:
 
 
 def new(config: Config) -> Path:
-    check_python_version(config.python_version)
+    check_python_version(config.python_version, config.slim)
     check_wrapper_paths(config.wrapper_paths)
     if config.slim:
         config = slim_config(config)
