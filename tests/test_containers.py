@@ -1,5 +1,6 @@
 """Getting the build's container: a local file, or a pull into the build directory; placing it."""
 import os
+import struct
 
 import pytest
 
@@ -23,7 +24,7 @@ def test_remote_references_are_recognised_by_scheme(source, remote):
 
 def test_a_local_container_is_used_where_it_is(tmp_path, monkeypatch):
     fake = fake_runner(monkeypatch)
-    (tmp_path / "c.sif").write_text("")
+    (tmp_path / "c.sif").write_bytes(sif(8192, 8192))
     monkeypatch.chdir(tmp_path)
     assert containers.obtain("c.sif", RUNTIME, tmp_path / "build") == tmp_path / "c.sif"
     assert fake.calls == []
@@ -72,3 +73,36 @@ def test_a_sandbox_directory_is_refused_with_how_to_build_a_sif(tmp_path):
     (tmp_path / "sandbox").mkdir()
     with pytest.raises(TykkyError, match="is a sandbox directory: build a .sif"):
         containers.place(tmp_path / "sandbox", str(tmp_path / "sandbox"), tmp_path / "c.sif", Config())
+
+
+def sif(size: int, recorded_end: int) -> bytes:
+    header = b"#!/usr/bin/env run-singularity\n\0" + b"SIF_MAGIC\0" + b"\0" * 70
+    header = header[:112] + struct.pack("<2q", 4096, recorded_end - 4096)
+    return header + b"\0" * (size - len(header))
+
+
+def squashfs(size: int, bytes_used: int) -> bytes:
+    header = b"hsqs" + b"\0" * 36 + struct.pack("<q", bytes_used)
+    return header + b"\0" * (size - len(header))
+
+
+@pytest.mark.parametrize("content, problem", [
+    (sif(8192, 8192), ""),
+    (sif(6000, 8192), "is truncated (6000 of 8192 bytes)"),
+    (squashfs(4096, 4000), ""),
+    (squashfs(2048, 4000), "is truncated (2048 of 4000 bytes)"),
+    (b"not an image\n", "is not a container image (not a SIF, squashfs or ext3 file)"),
+])
+def test_image_problem(tmp_path, content, problem):
+    path = tmp_path / "image"
+    path.write_bytes(content)
+    assert containers.image_problem(path) == problem
+    if problem:
+        with pytest.raises(TykkyError, match="Rebuild it"):
+            containers.check_image_file(path, "The image", "Rebuild it.")
+
+
+def test_directory_is_refused_for_image_builds(tmp_path):
+    with pytest.raises(TykkyError, match="is a directory"):
+        containers.check_buildable(str(tmp_path))
+    containers.check_buildable("docker://python:3.12-slim")

@@ -2,7 +2,7 @@
 starts, so that a mistake in them costs no build and gets a message saying what is wrong."""
 import os
 
-from tykky import runner
+from tykky import log, runner
 from tykky.errors import TykkyError
 
 
@@ -17,14 +17,14 @@ def read_text_file(path: str, label: str) -> str:
             content = handle.read()
     except OSError as exc:
         raise TykkyError(f"Cannot read the {label} {path}: {exc.strerror}. Check its permissions.") from None
-    try:
-        text = content.decode("utf-8")
-    except UnicodeDecodeError:
-        text = "\0"
-    if "\0" in text:
+    if b"\0" in content:
         raise TykkyError(f"The {label} {path} is not a text file (it holds binary data). "
                          "Give the text file you meant.")
-    return text
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TykkyError(f"The {label} {path} is not a text file in UTF-8 (byte {exc.start} is not UTF-8). "
+                         "Save it as UTF-8, or give the text file you meant.") from None
 
 
 def has_requirements(text: str) -> bool:
@@ -35,6 +35,12 @@ def has_requirements(text: str) -> bool:
 def check_shell_syntax(path: str, label: str) -> None:
     """A file sourced by /bin/sh at every launch must parse, or every launch would fail."""
     completed = runner.run(["/bin/sh", "-n", path], what=f"checking the {label}", check=False, echo=False)
+    if completed.returncode != 0 and os.access("/bin/bash", os.X_OK):
+        # The container's /bin/sh may be bash where the host's is not: bash syntax may work there.
+        if runner.run(["/bin/bash", "-n", path], what=f"checking the {label}", check=False, echo=False).returncode == 0:
+            log.warning(f"The {label} {path} uses syntax that only some /bin/sh accept (bash's): "
+                        f"{completed.output.strip()}. Launches fail where the container's /bin/sh is not bash.")
+            return
     if completed.returncode != 0:
         reason = completed.output.strip()
         raise TykkyError(f"The {label} {path} has a shell syntax error: {reason}. Fix the file: it is "
