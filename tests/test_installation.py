@@ -26,8 +26,12 @@ def test_without_a_setting_the_launcher_python_is_an_absolute_interpreter():
 
 
 def test_missing_input_files_are_named_before_the_build(tmp_path):
-    (tmp_path / "req.txt").write_text("")
+    (tmp_path / "req.txt").write_text("six\n")
     installation._check_inputs(Config(requirements_file=str(tmp_path / "req.txt")))
+    (tmp_path / "empty.txt").write_text("# later\n")
+    with pytest.raises(TykkyError, match=r"empty.txt lists no packages"):
+        installation._check_inputs(Config(requirements_file=str(tmp_path / "empty.txt")))
+    installation._check_inputs(Config(requirements_file=str(tmp_path / "empty.txt"), post_install=("true",)))
     with pytest.raises(TykkyError, match=r"The requirements file .*nope.txt does not exist"):
         installation._check_inputs(Config(requirements_file=str(tmp_path / "nope.txt")))
     with pytest.raises(TykkyError, match=r"The environment file .*env.sh does not exist"):

@@ -1,5 +1,6 @@
 """wrap-container without a runtime: its checks, how it places a container, the prefix it stages."""
 import os
+import struct
 
 import pytest
 
@@ -9,6 +10,9 @@ from tykky.commands import wrap_container
 from tykky.config import Config
 from tykky.errors import TykkyError
 from tykky.runtime import Runtime
+
+# The smallest whole squashfs image as far as tykky checks: its magic and the bytes it uses.
+WHOLE_IMAGE = b"hsqs" + bytes(36) + struct.pack("<q", 48)
 
 
 def test_relative_paths_are_refused():
@@ -41,7 +45,7 @@ def test_image_file_is_copied(tmp_path):
 
 def test_the_staged_prefix_has_the_container_programs_and_no_image(monkeypatch, tmp_path):
     image = tmp_path / "vendor.sif"
-    image.write_bytes(b"sif")
+    image.write_bytes(WHOLE_IMAGE)  # obtain checks it is a whole image
     (tmp_path / "build").mkdir()
     fake = fake_runner(monkeypatch, output="ENV\tPATH\t/usr/bin:/bin\nSHELL\t/bin/bash\nTARGET\t/opt/tool/bin/tool\n")
     config = Config(container_src=str(image), wrapper_paths=("/opt/tool/bin",))
@@ -49,7 +53,7 @@ def test_the_staged_prefix_has_the_container_programs_and_no_image(monkeypatch, 
     argv = fake.argvs[0]  # the probe; then the launcher is byte-compiled with its interpreter
     assert argv[argv.index(str(image)) + 1:][:2] == ["/bin/sh", "-c"]
     assert not any(bind.endswith(":/TYKKY") for bind in argv[argv.index("--bind") + 1].split(","))
-    assert (stage / "container.sif").read_bytes() == b"sif"
+    assert (stage / "container.sif").read_bytes() == WHOLE_IMAGE
     written = manifest.load(stage)
     assert (written.mode, written.layers, written.container) == ("wrap-container", (), "container.sif")
     assert written.targets == {"tool": "/opt/tool/bin/tool"} and written.path.prepend == ("/opt/tool/bin",)

@@ -192,8 +192,8 @@ ROWS = [
     Row("argv-at-the-limit-warm", acts.huge_argv(0, warm=True), works()),
     Row("argv-at-the-limit-cold", acts.huge_argv(0, warm=False),
         (error("argument size limit|Argument list too long"),)),
-    # rows fixed on other branches
-    Row("two-updates-at-once", acts.two_updates_at_once, (acts.every_update_kept, h.existing_works), fixed_on="lock"),
+    # rows for what other branches fix
+    Row("two-updates-at-once", acts.two_updates_at_once, (acts.every_update_kept, h.existing_works)),
     Row("new-over-an-installation", acts.new_over_installation, (h.succeeded, h.new_prefix_works), fixed_on="cli"),
     Row("build-directory-missing", acts.build_directory("{home}/not/yet"), (h.succeeded, h.new_prefix_works),
         fixed_on="cli"),
