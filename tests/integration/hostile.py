@@ -222,7 +222,9 @@ def launch(program: Sequence[str], *, prepare: Optional[Callable[[Scene, Path], 
     """Run bin/python of (a prepared copy of) the installation with program's arguments."""
     def act(scene: Scene) -> Outcome:
         prefix = prepare(scene, scene.copy_of_existing()) if prepare else scene.existing
+        # Cold: a warm instance of a copy would outlive the row (and hold its directory busy).
         filled = {key: value.format(home=scene.home) for key, value in (env or {}).items()}
+        filled.setdefault("TYKKY_WARM_MOUNTS", "0")
         completed = scene.run([prefix / "bin" / "python", *program], env=filled)
         return Outcome(completed.returncode, completed.stderr.decode(errors="replace"), completed.stdout,
                        installation=prefix, expected_stdout=expected)
@@ -368,6 +370,17 @@ def no_leftovers_in(name: str) -> Check:
         manifest = Path("_tykky", "manifest.json")
         assert (copy / manifest).read_bytes() == (scene.existing / manifest).read_bytes()
     return check
+
+
+def complete_update(scene: Scene, outcome: Outcome) -> None:
+    """The update was put in place whole: its package imports, and the prefix holds exactly the
+    image layers its manifest names."""
+    import json
+    copy = outcome.extra["copy"]
+    installation_works(copy, scene.who, "tomli")
+    manifest = json.loads((copy / "_tykky" / "manifest.json").read_text())
+    assert sorted(p.name for p in copy.glob("*.sqfs")) == sorted(layer["image"] for layer in manifest["layers"])
+    assert not [p.name for p in copy.rglob(".*.tmp")]
 
 
 def failed(*words: str) -> Tuple[Check, ...]:

@@ -148,7 +148,7 @@ ROWS = [
         failed("Interrupted") + (h.no_leftovers_in("copy"),)),
     Row("kill-update-committing", h.interrupted(h.update_copy("-r", "{requirements}"), "running: .*-IS -c",
                                                 signal.SIGTERM, False),
-        failed("Interrupted") + (h.no_leftovers_in("copy"),)),
+        (error("Interrupted", "complete and usable"), h.nothing_left, h.existing_works, h.complete_update)),
     # another user's files where ours go
     Row("warm-directory-of-another-user", acts.planted_warm_directory("theirs"), works(acts.untouched)),
     Row("warm-directory-world-writable", acts.planted_warm_directory("world-writable"), works(acts.untouched)),
