@@ -194,10 +194,9 @@ ROWS = [
         (error("argument size limit|Argument list too long"),)),
     # rows for what other branches fix
     Row("two-updates-at-once", acts.two_updates_at_once, (acts.every_update_kept, h.existing_works)),
-    Row("new-over-an-installation", acts.new_over_installation, (h.succeeded, h.new_prefix_works), fixed_on="cli"),
-    Row("build-directory-missing", acts.build_directory("{home}/not/yet"), (h.succeeded, h.new_prefix_works),
-        fixed_on="cli"),
-    Row("build-directory-relative", acts.build_directory("relative/builds"), failed("absolute"), fixed_on="cli"),
+    Row("new-over-an-installation", acts.new_over_installation, (h.succeeded, h.new_prefix_works)),
+    Row("build-directory-missing", acts.build_directory("{home}/not/yet"), (h.succeeded, h.new_prefix_works)),
+    Row("build-directory-relative", acts.build_directory("relative/builds"), failed("absolute")),
 ]
 
 
