@@ -156,7 +156,7 @@ ROWS = [
     Row("staging-name-planted", acts.planted_staging,
         (h.succeeded, h.new_prefix_works, acts.untouched, h.nothing_left)),
     Row("shared-build-base", acts.shared_build_base, failed("is truncated")),
-    Row("build-base-not-writable", acts.read_only_build_base, failed("their-builds-ro", "not writable")),
+    Row("build-base-not-writable", acts.read_only_build_base, failed("their-builds-ro", "not a writable directory")),
     # damaged, truncated, moved, copied and read-only installations
     Row("copied-installation", h.launch(PROBE_YAML, prepare=lambda scene, prefix: prefix),
         works(probe_output)),
