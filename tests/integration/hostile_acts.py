@@ -315,3 +315,20 @@ def interrupted_post_install(commands: str) -> Act:
         script = lambda scene, name: scene.write(name, commands)  # noqa: E731
         return at_line(pip_new(post_install=script), "Running the post-install commands", send)(scene)
     return act
+
+
+def unmount_after_warm_launch(scene: Scene) -> Outcome:
+    """A warm launch from a directory on a filesystem of its own (a job's scratch), then that
+    filesystem unmounted: nothing of the installation may keep it busy."""
+    copy = scene.copy_of_existing()
+    warm = {"TYKKY_WARM_DIR": str(scene.directory("warm", mode=0o700)), "TYKKY_WARM_MOUNTS": "1"}
+    scratch = scene.small_filesystem("scratch", "1m")
+    scene.cleanups.append(lambda: scene.who.run(tool(scene.pyz, "warm", "stop", "--force", str(copy)), env=warm,
+                                                check=False))
+    scene.who.run([copy / "bin" / "python", "-c", "pass"], env=warm, cwd=scratch)
+    for _ in range(120):
+        if str(copy) in scene.who.run(tool(scene.pyz, "warm", "status", str(copy)), env=warm).stdout.decode():
+            break
+        time.sleep(0.5)
+    completed = subprocess.run(["umount", str(scratch)], capture_output=True)
+    return Outcome(completed.returncode, completed.stderr.decode(errors="replace"), completed.stdout)
