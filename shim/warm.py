@@ -217,12 +217,14 @@ def in_background(action, request):
     import json
     import subprocess
 
+    # From "/": a reaper (and the instance it starts) must keep no filesystem of the caller busy,
+    # such as a job's scratch directory that is unmounted when the job ends.
     module = os.path.join(os.path.dirname(os.path.realpath(__file__)), "tykky_warm.py")
     if not os.path.isfile(module):
         module = os.path.realpath(__file__)
     subprocess.run([sys.executable, "-IS", module, action], input=json.dumps(request).encode(),
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                   close_fds=True)
+                   close_fds=True, cwd="/")
 
 
 def serve(request):
@@ -336,6 +338,11 @@ def join(state, command, environ):
     pid = state["pid"]
     cwd = working_directory(environ)
     root = open_root(state)
+    if not os.path.isdir("/proc/%d/root%s" % (pid, cwd)):
+        # A cold launch has the runtime mount the working directory; an instance has only
+        # what it was started with, so the program would find itself elsewhere.
+        os.close(root)
+        raise WarmUnavailable("the working directory %s is not visible in the instance" % cwd)
     if hasattr(os, "setns"):
         namespaces = (["user"] if state["user_namespace"] else []) + ["mnt"]
         descriptors = [os.open("/proc/%d/ns/%s" % (pid, namespace), os.O_RDONLY) for namespace in namespaces]

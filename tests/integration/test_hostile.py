@@ -183,9 +183,7 @@ ROWS = [
         (one_line_error("damaged"),)),
     Row("user-symlink-to-wrapper", acts.through_user_symlink, works(probe_output)),
     Row("broken-warm-mount", acts.broken_warm_mount, works(probe_output)),
-    Row("unmount-after-warm-launch", acts.unmount_after_warm_launch, (h.succeeded,),
-        fixed_on="not fixed yet: the detached process that starts and reaps a warm instance keeps the launch's "
-                 "working directory"),
+    Row("unmount-after-warm-launch", acts.unmount_after_warm_launch, (h.succeeded,)),
     Row("step-sharing-bare-runtime-name", acts.step_sharing_with_bare_runtime_name, (acts.both_tasks_share,)),
     # huge argument lists
     Row("large-text-argv-cold", acts.huge_argv(256 * 1024, warm=False, piece=h.TEXT_PIECE), works()),

@@ -264,3 +264,17 @@ def test_configuration_file_can_share_the_host(who, pyz, user_dirs):
     completed = who.run([prefix / "bin" / "sh", "-c", 'echo "$PATH"'], env={"PATH": "/host/only/bin:/usr/bin:/bin"})
     assert json.loads((prefix / "_tykky" / "manifest.json").read_text())["binds"]["isolate"] is False
     assert completed.stdout.decode().strip().split(":") == ["/host/only/bin", "/usr/bin", "/bin"]
+
+
+def test_warm_launch_from_a_directory_no_bind_covers_runs_there(prefix, who, pyz):
+    """Isolated: the instance shows only its binds, while a cold launch has the runtime mount the
+    working directory. A launch from elsewhere must run there (cold), not in the instance's /."""
+    warm_up(who, pyz, prefix, "python3")
+    outside = make_owned_dir(Path(f"/srv/tykky-cwd-{who.name}-{os.getpid()}"), who)
+    try:
+        (outside / "marker").write_text("here\n")
+        completed = who.run([prefix / "bin" / "cat", "marker"], cwd=outside)
+        assert completed.stdout.decode() == "here\n"
+        assert who.run([prefix / "bin" / "pwd"], cwd=outside).stdout.decode().strip() == str(outside)
+    finally:
+        subprocess.run(["rm", "-rf", str(outside)], check=True)
