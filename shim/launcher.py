@@ -14,67 +14,19 @@ import os
 import stat
 import sys
 
-MANIFEST = "_tykky/manifest.json"
+try:
+    import tykky_contract as contract  # next to the installed launcher
+except ImportError:  # the builder's tykky_shim.launcher, or shim/launcher.py run as a script
+    from tykky_shim import contract
+
 LAUNCHER = "_tykky/launcher"
 CONTAINER_MARK = "/.singularity.d"
-# Runtime variables (APPTAINER_*, SINGULARITY_*) kept from the caller's environment; the others
-# are ours to set, or leak from a parent container (a job submitted from inside one) and would
-# redirect or break this launch. NV, ROCM and NVCCLI are the user asking for GPUs.
-KEEP_RUNTIME_VARS = ("CACHEDIR", "TMPDIR", "CONFIGDIR", "MESSAGELEVEL", "DISABLE_CACHE", "NV", "ROCM", "NVCCLI")
-GPU_FLAGS = {"nv": ["--nv"], "rocm": ["--rocm"]}
 NEVER_BIND = ("dev", "proc", "sys")
 PATH_LIKE = ("PATH", "LD_LIBRARY_PATH")
-RUNTIME_LIBRARY_DIR = "/.singularity.d/libs"
 
 
 class LaunchError(Exception):
     pass
-
-
-def read_json(path):
-    """The value of a JSON file; ValueError saying what is wrong with its text, OSError as raised."""
-    with open(path, "rb") as handle:
-        data = handle.read()
-    try:
-        # The C scanner avoids importing json (and with it re), which costs more than everything
-        # else the launcher does. On bad input it raises whatever it meets (StopIteration,
-        # SystemError, ...): then json itself reads the text again, to say what is wrong.
-        text = data.decode("utf-8")
-        value, end = json_scanner()(text, 0)
-        if not text[end:].strip():
-            return value
-    except Exception:  # noqa: BLE001 - see above
-        pass
-    if not data.strip():
-        raise ValueError("the file is empty")
-    import json
-
-    try:
-        return json.loads(data.decode("utf-8"))
-    except ValueError:
-        raise
-    except Exception as error:  # noqa: BLE001 - nesting too deep and the like: damaged all the same
-        raise ValueError(str(error)) from None
-
-
-_scanner = []
-
-
-def json_scanner():
-    if not _scanner:
-        import _json
-
-        class Context:
-            strict = True
-            object_hook = None
-            object_pairs_hook = None
-            parse_float = float
-            parse_int = int
-            parse_constant = None
-            memo = {}
-
-        _scanner.append(_json.make_scanner(Context()))
-    return _scanner[0]
 
 
 def damaged(prefix, what):
@@ -83,16 +35,11 @@ def damaged(prefix, what):
 
 
 def read_manifest(prefix):
-    path = os.path.join(prefix, MANIFEST)
+    """The manifest as the contract reads it: current format, every default filled in."""
     try:
-        manifest = read_json(path)
-    except OSError as error:
-        raise damaged(prefix, "its manifest %s cannot be read (%s)" % (path, error.strerror or error)) from None
-    except ValueError as error:
-        raise damaged(prefix, "its manifest %s is not valid JSON (%s)" % (path, error)) from None
-    if not isinstance(manifest, dict):
-        raise damaged(prefix, "its manifest %s holds no JSON object" % path)
-    return manifest
+        return contract.read_manifest(prefix)
+    except contract.Damaged as error:
+        raise damaged(prefix, str(error)) from None
 
 
 def check_images(prefix, container, manifest):
@@ -153,11 +100,11 @@ def top_level_binds(excluded):
 
 def bind_list(manifest, prefix):
     policy = manifest["binds"]
-    excluded = set(policy.get("excluded_mount_points", []))
+    excluded = set(policy["excluded_mount_points"])
     if policy["isolate"]:
         # The runtime mounts /tmp, /var/tmp and $HOME itself; binding them again only warns.
         own = ("/tmp", "/var/tmp", os.environ.get("HOME", "").rstrip("/"))
-        binds = [p for p in policy.get("mount_points", []) if os.path.isdir(p) and p.rstrip("/") not in own]
+        binds = [p for p in policy["mount_points"] if os.path.isdir(p) and p.rstrip("/") not in own]
         binds.append(prefix)
         tmpdir = os.environ.get("TMPDIR")
         if tmpdir and os.path.isdir(tmpdir) and not any(overlaps(tmpdir, path) for path in own[:2]):
@@ -174,7 +121,7 @@ def bind_list(manifest, prefix):
     binds.extend(b for b in extra.split(",") if b)
     binds.append("%s/_bin:%s/bin" % (prefix, prefix))
     for layer in manifest["layers"]:
-        if layer.get("mount", "image-src") == "image-src":
+        if layer["mount"] == "image-src":
             binds.append("%s/%s:%s:image-src=/,ro" % (prefix, layer["image"], layer["target"]))
     return binds
 
@@ -182,7 +129,7 @@ def bind_list(manifest, prefix):
 def overlay_images(manifest, prefix):
     """Layers stacked at the container root, the later ones winning."""
     return ["%s/%s:ro" % (prefix, layer["image"]) for layer in manifest["layers"]
-            if layer.get("mount", "image-src") == "overlay"]
+            if layer["mount"] == "overlay"]
 
 
 def bind_destination(bind):
@@ -257,7 +204,7 @@ def join_path(parts):
 def conda_activation(manifest, venv_bin):
     """A conda installation's activation (computed at build time), applied as Tykky does: not
     through a venv made on top unless CW_FORCE_CONDA_ACTIVATE, never with CW_NO_CONDA_ACTIVATE."""
-    activation = manifest.get("activation")
+    activation = manifest["activation"]
     if not activation or os.environ.get("CW_NO_CONDA_ACTIVATE"):
         return None
     if venv_bin and not os.environ.get("CW_FORCE_CONDA_ACTIVATE"):
@@ -268,28 +215,28 @@ def conda_activation(manifest, venv_bin):
 def with_activate_scripts(manifest, venv_bin, command):
     """activate_scripts_at_launch: the env's activate.d scripts run inside, before the program."""
     activation = conda_activation(manifest, venv_bin)
-    if not activation or not activation.get("scripts"):
+    if not activation or not activation["scripts"]:
         return command
     script = 'for f in "$0"/*.sh; do [ -f "$f" ] && . "$f"; done; exec "$@"'
-    return [manifest.get("shell", "/bin/sh"), "-c", script, activation["scripts"]] + command
+    return [manifest["shell"], "-c", script, activation["scripts"]] + command
 
 
 def container_environment(manifest, prefix, venv_bin):
     """Variables the program must see, keyed by name, values as they are inside."""
-    env = dict(manifest.get("environment", {}))
+    env = dict(manifest["environment"])
     activation = conda_activation(manifest, venv_bin) or {}
     env.update(activation.get("environment", {}))
     isolate = manifest["binds"]["isolate"]
     for name in PATH_LIKE:
-        spec = manifest.get(name.lower(), {})
-        outer = os.environ.get(name, "") if not isolate else spec.get("container", "")
-        prepend = list(activation.get("prepend", {}).get(name, [])) + list(spec.get("prepend", []))
+        spec = manifest[name.lower()]
+        outer = os.environ.get(name, "") if not isolate else spec["container"]
+        prepend = list(activation.get("prepend", {}).get(name, [])) + list(spec["prepend"])
         if name == "PATH":
-            if manifest.get("prefix_on_path", True):
+            if manifest["prefix_on_path"]:
                 prepend.insert(0, prefix + "/bin")
             if venv_bin:
                 prepend.insert(0, venv_bin)
-        append = list(spec.get("append", [])) + list(activation.get("append", {}).get(name, []))
+        append = list(spec["append"]) + list(activation.get("append", {}).get(name, []))
         env[name] = join_path(prepend + [outer] + append)
     # Given APPTAINERENV_LD_LIBRARY_PATH, the runtime uses it in place of what the image's
     # %environment computes and appends its library directory (where --nv and --rocm put the host's
@@ -297,25 +244,12 @@ def container_environment(manifest, prefix, venv_bin):
     # out here, and with nothing of ours to add the variable is not passed at all: the program then
     # gets exactly what a plain `apptainer exec` gives (the image's entries, then the runtime's).
     library_path = ":".join(entry for entry in env.pop("LD_LIBRARY_PATH").split(":")
-                            if entry and entry != RUNTIME_LIBRARY_DIR)
+                            if entry and entry != contract.RUNTIME_LIBRARY_DIR)
     if library_path:
         env["LD_LIBRARY_PATH"] = library_path
     if venv_bin:
         env["VIRTUAL_ENV"] = os.path.dirname(venv_bin)
     return env
-
-
-def clean_environ(environ):
-    cleaned = {}
-    for key, value in environ.items():
-        for family in ("APPTAINER", "SINGULARITY"):
-            if key.startswith(family + "_") and key[len(family) + 1:] not in KEEP_RUNTIME_VARS:
-                break
-            if key.startswith(family + "ENV_"):
-                break
-        else:
-            cleaned[key] = value
-    return cleaned
 
 
 def executable_on_path(name):
@@ -356,7 +290,7 @@ def same_program(path, recorded):
 def in_own_container(manifest, prefix):
     """The image's marker file, or without an image (wrap-container) the runtime's record of
     which container runs: the same file as the installation's container."""
-    marker = manifest.get("marker")
+    marker = manifest["marker"]
     if marker:
         if not os.path.isfile(marker["path"]):
             return False
@@ -390,26 +324,18 @@ def program_command(manifest, prefix, name, exec_path, args):
             raise LaunchError("usage: %s/bin/_debug_exec COMMAND [ARGS...]" % prefix)
         command = list(args)
     elif name == "_debug_shell":
-        command = [manifest.get("shell", "/bin/sh")] + list(args)
-    elif name in manifest.get("direct_targets", ()):
+        command = [manifest["shell"]] + list(args)
+    elif name in manifest["direct_targets"]:
         command = [manifest["targets"][name]] + list(args)
     elif name in manifest["targets"]:
         command = [exec_path] + list(args)
     else:
         raise LaunchError("%s is not a program of the installation at %s" % (name, prefix))
-    environ_file = manifest.get("environ_file")
+    environ_file = manifest["environ_file"]
     if environ_file:
         script = '. "$1" && shift && exec "$@"'
         command = ["/bin/sh", "-c", script, "sh", os.path.join(prefix, environ_file)] + command
     return command
-
-
-def version_tuple(text):
-    numbers = []
-    for part in text.split("-", 1)[0].split(".")[:3]:
-        digits = "".join(c for c in part if c.isdigit())
-        numbers.append(int(digits) if digits else 0)
-    return tuple(numbers)
 
 
 # Runs first inside the shared container, in every task of the step on this node ($0 is the
@@ -484,12 +410,12 @@ def step_sharing(manifest, runtime, environ, command):
     single-copy (CMA) transfers. PMIx's default shared-memory store needs locks that fail in a
     shared user namespace, so its hash store is chosen unless the user chose.
     """
-    if not manifest.get("share_step_container") or "SLURM_STEP_ID" not in environ:
+    if not manifest["share_step_container"] or "SLURM_STEP_ID" not in environ:
         return [], command
     recorded = manifest["runtime"]
     if recorded["name"] != "apptainer" or not same_program(runtime, recorded["path"]):
         return [], command
-    if version_tuple(recorded.get("version", "")) < (1, 3):
+    if contract.version_tuple(recorded["version"]) < (1, 3):
         return [], command
     tasks = local_task_count(environ)
     if tasks < 2 or not started_as_step_task():
@@ -518,7 +444,7 @@ def launch(argv):
     if not is_visible_inside(exec_path, binds + runtime_own_mounts(manifest), isolate):
         exec_path = os.path.join(prefix, "bin", name)
     command = with_activate_scripts(manifest, venv_bin, program_command(manifest, prefix, name, exec_path, args))
-    environ = clean_environ(os.environ)
+    environ = contract.without_runtime_variables(os.environ)
     for key, value in container_environment(manifest, prefix, venv_bin).items():
         environ["APPTAINERENV_" + key] = value
         environ["SINGULARITYENV_" + key] = value
@@ -526,15 +452,14 @@ def launch(argv):
     runtime = runtime_executable(manifest)
     container = os.path.join(prefix, manifest["container"])
     overlays = overlay_images(manifest, prefix)
-    flags = ["--cleanenv"] if manifest.get("cleanenv") else []
-    flags += default_mount_flags(manifest)
-    flags += GPU_FLAGS.get(manifest.get("gpu", ""), [])
+    flags = default_mount_flags(manifest)
+    flags += contract.GPU_FLAGS.get(manifest["gpu"], [])
     for overlay in overlays:
         flags += ["--overlay", overlay]
     if warm_mounts_wanted(manifest):
         try:
-            load_warm().warm_exec(runtime, container, flags, environ, manifest, prefix, binds, overlays, command,
-                                  read_json=read_json)
+            load_module("warm").warm_exec(runtime, container, flags, environ, manifest, prefix, binds, overlays,
+                                          command, read_json=contract.read_json)
         except Exception as error:  # noqa: BLE001 - any failure means: launch cold
             log_debug("warm launch unavailable (%s), launching cold" % error)
     check_images(prefix, container, manifest)
@@ -563,28 +488,16 @@ def warm_mounts_wanted(manifest):
         # In a Slurm job an instance would outlive the job (scancel and time limits must leave
         # nothing running); the tasks of a step share one container through step_sharing.
         return False
-    return bool(manifest.get("warm", {}).get("enabled")) or setting in ("1", "yes", "true", "on")
+    return manifest["warm"]["enabled"] or setting in ("1", "yes", "true", "on")
 
 
 def load_module(name):
-    """A module of the launcher loaded only when needed: tykky_<name>.py next to the installed
-    launcher, <name>.py in shim/."""
+    """A module of the launcher loaded only when needed, by the one name it has in a process:
+    tykky_<name> next to the installed launcher, else (in the builder) tykky_shim.<name>."""
     try:
         return __import__("tykky_" + name)
     except ImportError:
-        sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-        return __import__(name)
-
-
-def load_warm():
-    """The warm-mount module: tykky_warm.py next to the installed launcher, warm.py in shim/."""
-    try:
-        import tykky_warm
-        return tykky_warm
-    except ImportError:
-        sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-        import warm
-        return warm
+        return getattr(__import__("tykky_shim." + name), name)
 
 
 def main():
@@ -614,12 +527,12 @@ def damage_behind():
     except LaunchError as damage:
         return damage
     try:
-        problem = load_module("diagnose").manifest_problem(manifest)
+        problem = contract.manifest_problem(manifest)
     except Exception:  # noqa: BLE001 - a diagnosis that fails tells nothing
         problem = None
     if problem:
-        return damaged(prefix, "its manifest %s is not as tykky writes it: %s" % (os.path.join(prefix, MANIFEST),
-                                                                                 problem))
+        return damaged(prefix, "its manifest %s is not as tykky writes it: %s"
+                       % (os.path.join(prefix, contract.MANIFEST_PATH), problem))
     level = os.environ.get("CW_LOG_LEVEL", "1")
     if level.isdigit() and int(level) > 2:
         import traceback

@@ -47,15 +47,22 @@ def state_directory():
     return path
 
 
-# The caller's runtime variables that change how an instance starts (GPUs): part of its key.
-START_VARIABLES = tuple("%s_%s" % (family, name) for family in ("APPTAINER", "SINGULARITY")
-                        for name in ("NV", "ROCM", "NVCCLI"))
+def contract():
+    """The manifest contract, by the one name it has in this process (see launcher.load_module)."""
+    try:
+        import tykky_contract
+        return tykky_contract
+    except ImportError:
+        from tykky_shim import contract as shim_contract
+        return shim_contract
 
 
 def instance_name(prefix, manifest, binds, overlays, flags=(), environ=None):
     """One instance per installation, build, binds, overlays, runtime flags (--nv, ...) and the
-    caller's GPU variables: a launch never joins an instance started without the GPUs it asks for."""
-    started_with = ["%s=%s" % (key, (environ or {})[key]) for key in START_VARIABLES if key in (environ or {})]
+    caller's GPU variables (the runtime's variables that change how an instance starts): a launch
+    never joins an instance started without the GPUs it asks for."""
+    requests = ["%s_%s" % (family, name) for family in contract().RUNTIME_FAMILIES for name in contract().GPU_REQUESTS]
+    started_with = ["%s=%s" % (key, (environ or {})[key]) for key in requests if key in (environ or {})]
     key = "\0".join([os.path.realpath(prefix), manifest["build_id"]] + list(binds) + list(overlays)
                      + list(flags) + started_with)
     try:
@@ -297,7 +304,7 @@ def joined_environment(environ, state, binds):
     # As the runtime does on a cold launch: a value passed in gets its library directory last;
     # without one the program keeps the instance's own value, which already ends with it.
     if environ.get("APPTAINERENV_LD_LIBRARY_PATH"):
-        result["LD_LIBRARY_PATH"] += ":/.singularity.d/libs"
+        result["LD_LIBRARY_PATH"] += ":" + contract().RUNTIME_LIBRARY_DIR
     return result
 
 
@@ -436,7 +443,7 @@ def reap(state_path, idle_timeout):
 
 def replaced(state):
     """True when the installation's manifest names another build than the instance runs."""
-    manifest_path = os.path.join(state["prefix"], "_tykky", "manifest.json")
+    manifest_path = os.path.join(state["prefix"], contract().MANIFEST_PATH)
     import json
 
     try:
@@ -448,6 +455,8 @@ def replaced(state):
 
 if __name__ == "__main__" and sys.argv[1:] in (["start"], ["forget"]):
     import json
+
+    sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))  # -I left it out: tykky_contract is here
 
     task = json.loads(sys.stdin.read())
     if os.fork() == 0:

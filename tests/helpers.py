@@ -103,3 +103,7 @@ def exit_status(child: pexpect.spawn, last_line: str) -> int:
 
 def tool(pyz: Path, *command: str) -> list:
     return [SYSTEM_PYTHON, str(pyz), *command]
+
+
+# The runtime as a manifest records it (tests that write manifests without building).
+RECORDED_RUNTIME = {"name": "apptainer", "path": "/usr/bin/apptainer", "version": "1.4.5"}

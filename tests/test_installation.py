@@ -1,6 +1,7 @@
 """Checks a build makes before it starts: the launcher's interpreter, the inputs, the mode to update."""
 import pytest
 
+from tests.helpers import RECORDED_RUNTIME
 from tykky import installation
 from tykky import manifest as manifest_module
 from tykky.config import Config
@@ -9,7 +10,7 @@ from tykky.manifest import Layer, Manifest
 
 
 def installed(mode: str) -> Manifest:
-    return Manifest(tool_version="0", build_id="b", mode=mode, runtime={"name": "apptainer"},
+    return Manifest(tool_version="0", build_id="b", mode=mode, runtime=RECORDED_RUNTIME,
                     container="container.sif", layers=(Layer("img.sqfs", "/TYKKY"),), installation_path="/TYKKY",
                     isolate=False, mount_points=(), excluded_mount_points=(), targets={})
 

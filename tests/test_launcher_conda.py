@@ -1,6 +1,5 @@
 """The launcher's conda activation: applied by default, not through a venv on top unless forced."""
-
-
+from tykky_shim import contract
 
 ACTIVATION = {"environment": {"CONDA_PREFIX": "/T/env1", "CONDA_SHLVL": "1", "FROM_SCRIPT": "yes"},
               "prepend": {"PATH": ["/T/env1/libexec", "/T/env1/bin"]}, "append": {"PATH": ["/T/late"]}}
@@ -8,8 +7,8 @@ ACTIVATION = {"environment": {"CONDA_PREFIX": "/T/env1", "CONDA_SHLVL": "1", "FR
 
 
 def manifest(**activation_extra):
-    return {"environment": {}, "binds": {"isolate": False}, "path": {}, "ld_library_path": {},
-            "activation": dict(ACTIVATION, **activation_extra), "shell": "/bin/bash"}
+    return contract.with_defaults({"binds": {"isolate": False}, "activation": dict(ACTIVATION, **activation_extra),
+                                   "shell": "/bin/bash"})
 
 
 def test_activation_applied_to_the_installation(launcher, monkeypatch):

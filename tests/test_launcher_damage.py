@@ -129,7 +129,7 @@ def test_an_unexpected_error_gives_one_line_and_a_traceback_only_when_asked(laun
 
     monkeypatch.setattr(launcher, "launch", broken)
     monkeypatch.setattr(launcher, "read_manifest", lambda prefix: {"sound": True})
-    monkeypatch.setattr(launcher.load_module("diagnose"), "manifest_problem", lambda manifest: None)
+    monkeypatch.setattr(launcher.contract, "manifest_problem", lambda manifest: None)
     for level, traceback in (("1", False), ("3", True)):
         monkeypatch.setenv("CW_LOG_LEVEL", level)
         with pytest.raises(SystemExit) as ended:

@@ -6,9 +6,10 @@ import threading
 import time
 
 import pytest
+from tykky_shim import contract
 
-MANIFEST = {"share_step_container": True,
-            "runtime": {"name": "apptainer", "path": "/usr/bin/apptainer", "version": "1.4.5"}}
+MANIFEST = contract.with_defaults({"share_step_container": True,
+                                   "runtime": {"name": "apptainer", "path": "/usr/bin/apptainer", "version": "1.4.5"}})
 STEP = {"SLURM_STEP_ID": "0", "SLURM_JOB_ID": "77", "SLURM_NODEID": "0", "SLURM_STEP_TASKS_PER_NODE": "4"}
 
 
@@ -54,7 +55,7 @@ def test_users_pmix_choice_is_kept(in_step):
 ])
 def test_no_sharing(in_step, change):
     manifest = {**MANIFEST, **change.get("manifest", {})}
-    manifest = {key: value for key, value in manifest.items() if value is not None}
+    manifest = contract.with_defaults({key: value for key, value in manifest.items() if value is not None})
     environ = {key: value for key, value in {**STEP, **change.get("environ", {})}.items() if value is not None}
     before = dict(environ)
     flags, command = in_step.step_sharing(manifest, change.get("runtime", "/usr/bin/apptainer"), environ, ["python"])
@@ -106,8 +107,8 @@ def test_not_started_by_slurmstepd_means_no_sharing(launcher, monkeypatch):
 
 @pytest.mark.parametrize("version, expected", [("1.4.5", (1, 4, 5)), ("1.3.0-1.el8", (1, 3, 0)),
                                                ("1.3.0-rc.1", (1, 3, 0)), ("", (0,))])
-def test_version_tuple(launcher, version, expected):
-    assert launcher.version_tuple(version) == expected
+def test_version_tuple(version, expected):
+    assert contract.version_tuple(version) == expected
 
 
 def run_step_script(launcher, directory, tasks, program, master, localid="0"):  # type: ignore[no-untyped-def]

@@ -3,12 +3,13 @@ import json
 import os
 
 import pytest
+from tykky_shim import contract
 
 
-def test_manifest_parsed_without_json_module(launcher, tmp_path):
+def test_manifest_parsed_without_json_module(tmp_path):
     path = tmp_path / "m.json"
     path.write_text('{"a": [1, 2.5, "x\\u00e9"], "b": {"c": null, "d": true}}\n')
-    assert launcher.read_json(str(path)) == {"a": [1, 2.5, "xé"], "b": {"c": None, "d": True}}
+    assert contract.read_json(str(path)) == {"a": [1, 2.5, "xé"], "b": {"c": None, "d": True}}
 
 
 @pytest.fixture
@@ -62,23 +63,24 @@ def test_a_link_loop_is_an_error(launcher, tmp_path):
         launcher.resolve_invocation(str(tmp_path / "a"), str(tmp_path))
 
 
-def test_leaked_runtime_variables_are_removed(launcher):
-    cleaned = launcher.clean_environ({"APPTAINER_BIND": "x", "SINGULARITY_CONTAINER": "y", "APPTAINERENV_PATH": "z",
-                                      "APPTAINER_CACHEDIR": "/c", "HOME": "/h", "SINGULARITYENV_FOO": "f"})
+def test_leaked_runtime_variables_are_removed():
+    cleaned = contract.without_runtime_variables({"APPTAINER_BIND": "x", "SINGULARITY_CONTAINER": "y",
+                                                  "APPTAINERENV_PATH": "z", "APPTAINER_CACHEDIR": "/c", "HOME": "/h",
+                                                  "SINGULARITYENV_FOO": "f"})
     assert cleaned == {"APPTAINER_CACHEDIR": "/c", "HOME": "/h"}
 
 
-def test_a_users_gpu_request_is_kept(launcher):
+def test_a_users_gpu_request_is_kept():
     asked = {"APPTAINER_NV": "1", "SINGULARITY_ROCM": "true", "APPTAINER_NVCCLI": "1"}
-    assert launcher.clean_environ(dict(asked, APPTAINER_BIND="x")) == asked
+    assert contract.without_runtime_variables(dict(asked, APPTAINER_BIND="x")) == asked
 
 
 def test_gpu_setting_adds_the_runtime_flag(launcher, tmp_path, monkeypatch, capsys):
     prefix = tmp_path / "p"
     (prefix / "_tykky").mkdir(parents=True)
     (prefix / "bin").mkdir()
-    data = {"binds": {"isolate": True, "mount_points": []}, "layers": [], "container": "c.sif", "gpu": "nv",
-            "targets": {"tool": "/usr/bin/tool"}, "path": {}, "ld_library_path": {},
+    data = {"format": 1, "binds": {"isolate": True, "mount_points": []}, "layers": [], "container": "c.sif",
+            "gpu": "nv", "targets": {"tool": "/usr/bin/tool"}, "path": {}, "ld_library_path": {},
             "runtime": {"name": "apptainer", "path": "/bin/true"}}
     (prefix / "_tykky" / "manifest.json").write_text(json.dumps(data))
     (prefix / "_tykky" / "launcher.py").write_text("")
@@ -94,8 +96,7 @@ def test_gpu_setting_adds_the_runtime_flag(launcher, tmp_path, monkeypatch, caps
 def manifest(isolate: bool) -> dict:
     binds = {"isolate": isolate, "mount_points": ["/tmp", "/usr", "/does-not-exist"],
              "excluded_mount_points": ["/opt"]}
-    return {"binds": binds,
-            "layers": [{"image": "img.sqfs", "target": "/TYKKY"}]}
+    return contract.with_defaults({"binds": binds, "layers": [{"image": "img.sqfs", "target": "/TYKKY"}]})
 
 
 def test_binds_isolated(launcher, monkeypatch):
@@ -120,7 +121,8 @@ def test_path_entries_deduplicated_in_order(launcher):
 
 def test_isolated_environment_uses_container_path(launcher, monkeypatch):
     monkeypatch.setenv("PATH", "/host/bin")
-    data = {"binds": {"isolate": True}, "path": {"prepend": ["/opt/x/bin"], "container": "/usr/bin:/bin"},
-            "ld_library_path": {"prepend": ["/opt/x/lib"], "container": ""}, "environment": {"A": "1"}}
+    data = contract.with_defaults({"binds": {"isolate": True},
+                                   "path": {"prepend": ["/opt/x/bin"], "container": "/usr/bin:/bin"},
+                                   "ld_library_path": {"prepend": ["/opt/x/lib"]}, "environment": {"A": "1"}})
     env = launcher.container_environment(data, "/p", None)
     assert env == {"A": "1", "PATH": "/p/bin:/opt/x/bin:/usr/bin:/bin", "LD_LIBRARY_PATH": "/opt/x/lib"}

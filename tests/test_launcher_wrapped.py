@@ -1,11 +1,12 @@
 """Launcher functions for wrapped programs (wrap-container, wrap-install --mask), loaded as a script."""
 
 import pytest
+from tykky_shim import contract
 
 
 def masked(isolate: bool, target: str = "/tmp/site/app") -> dict:
-    return {"binds": {"isolate": isolate, "mount_points": ["/tmp", "/usr"], "excluded_mount_points": []},
-            "layers": [{"image": "img.sqfs", "target": target, "mount": "image-src"}]}
+    return contract.with_defaults({"binds": {"isolate": isolate, "mount_points": ["/tmp", "/usr"]},
+                                   "layers": [{"image": "img.sqfs", "target": target, "mount": "image-src"}]})
 
 
 @pytest.mark.parametrize(("path", "target", "expected"), [
@@ -48,15 +49,16 @@ def test_runtime_mounts_that_would_hide_a_masked_tree_are_left_out(launcher, mon
 
 
 def test_direct_target_runs_by_its_in_container_path(launcher):
-    manifest = {"targets": {"tool": "/TYKKY/bin/tool", "python3": "/usr/bin/python3"}, "direct_targets": ["tool"]}
+    manifest = contract.with_defaults({"targets": {"tool": "/TYKKY/bin/tool", "python3": "/usr/bin/python3"},
+                                       "direct_targets": ["tool"]})
     assert launcher.program_command(manifest, "/p", "tool", "/p/bin/tool", ["a"]) == ["/TYKKY/bin/tool", "a"]
     assert launcher.program_command(manifest, "/p", "python3", "/p/bin/python3", []) == ["/p/bin/python3"]
 
 
 def test_prefix_bin_left_off_path_for_wrapped_programs(launcher):
-    data = {"binds": {"isolate": True}, "prefix_on_path": False,
-            "path": {"prepend": ["/opt/x/bin"], "container": "/usr/bin:/bin"},
-            "ld_library_path": {"prepend": [], "container": "/.singularity.d/libs"}}
+    data = contract.with_defaults({"binds": {"isolate": True}, "prefix_on_path": False,
+                                   "path": {"prepend": ["/opt/x/bin"], "container": "/usr/bin:/bin"},
+                                   "ld_library_path": {"prepend": [], "container": "/.singularity.d/libs"}})
     env = launcher.container_environment(data, "/p", "/ve/bin")
     assert env["PATH"] == "/ve/bin:/opt/x/bin:/usr/bin:/bin"
     # Nothing of ours to add: the variable is left to the runtime, which then gives the image's own

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from tests.fake_runner import fake_runner
+from tests.helpers import RECORDED_RUNTIME
 from tykky import layers, squash
 from tykky import manifest as manifest_module
 from tykky.config import Config
@@ -17,7 +18,7 @@ RUNTIME = Runtime("apptainer", "/usr/bin/apptainer", (1, 4, 5))
 
 
 def installed(*layer_list: Layer, path: str = "/TYKKY") -> Manifest:
-    return Manifest(tool_version="0", build_id="old", mode="pip", runtime={"name": "apptainer"},
+    return Manifest(tool_version="0", build_id="old", mode="pip", runtime=RECORDED_RUNTIME,
                     container="container.sif", layers=layer_list, installation_path=path, isolate=False,
                     mount_points=(), excluded_mount_points=(), targets={})
 

@@ -31,7 +31,7 @@ def test_launcher_is_a_stub_with_compiled_modules(tmp_path):
     assert stub.startswith("#!/usr/bin/python3 -IS\n") and len(stub.splitlines()) < 10
     assert os.access(tmp_path / "_tykky" / "launcher", os.X_OK)
     compiled = sorted(p.name.split(".")[0] for p in (tmp_path / "_tykky" / "__pycache__").iterdir())
-    assert compiled == ["tykky_diagnose", "tykky_launcher", "tykky_warm"]
+    assert compiled == ["tykky_contract", "tykky_launcher", "tykky_warm"]
 
 
 def test_replace_file_follows_umask(tmp_path):

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import RECORDED_RUNTIME
 from tykky import manifest as manifest_module
 from tykky import modulefile
 from tykky.config import Config
@@ -16,7 +17,7 @@ PROGRAMS = {"python": "/TYKKY/venv/bin/python", "pip": "/TYKKY/venv/bin/pip", "t
 
 def fake_installation(prefix: Path) -> Path:
     manifest = manifest_module.Manifest(
-        tool_version="0.1.0", build_id="b", mode="pip", runtime={}, container="container.sif", layers=(),
+        tool_version="0.1.0", build_id="b", mode="pip", runtime=RECORDED_RUNTIME, container="container.sif", layers=(),
         installation_path="/TYKKY", isolate=False, mount_points=(), excluded_mount_points=(), targets=PROGRAMS)
     manifest_module.write(manifest, prefix)
     (prefix / "bin").mkdir()

@@ -23,7 +23,8 @@ for name in sorted(shipped_site_configs()):
     assert built.with_values(isolate=True).isolate and built.installation_prefix == "/p", name
 assert "installation_prefix: /p" in history.config_snapshot(built)
 work = Path(tempfile.mkdtemp())
-written = manifest.Manifest(tool_version="0", build_id="b", mode="pip", runtime={"name": "apptainer"},
+written = manifest.Manifest(tool_version="0", build_id="b", mode="pip",
+                            runtime={"name": "apptainer", "path": "/usr/bin/apptainer", "version": "1.4.5"},
                             container="c.sif", layers=(manifest.Layer("img.sqfs", "/TYKKY"),),
                             installation_path="/TYKKY", isolate=False, mount_points=("/home",),
                             excluded_mount_points=(), targets={"python": "/TYKKY/venv/bin/python"})

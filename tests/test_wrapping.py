@@ -3,6 +3,7 @@ import dataclasses
 
 import pytest
 
+from tests.helpers import RECORDED_RUNTIME
 from tykky import wrapping
 from tykky.config import Config
 from tykky.errors import TykkyError
@@ -40,7 +41,7 @@ def test_path_gets_only_the_directories_the_container_lacks():
 
 
 def manifest(**values) -> Manifest:  # type: ignore[no-untyped-def]
-    base = Manifest(tool_version="0", build_id="b", mode="wrap-container", runtime={}, container="c.sif",
+    base = Manifest(tool_version="0", build_id="b", mode="wrap-container", runtime=RECORDED_RUNTIME, container="c.sif",
                     layers=(), installation_path="/TYKKY", isolate=True, mount_points=(),
                     excluded_mount_points=(), targets={"ls": "/usr/bin/ls", "python3": "/usr/bin/python3",
                                                        "tool": "/opt/t/bin/tool"},

@@ -2,7 +2,7 @@
 
     bin/<name>        -> ../_tykky/launcher   (what users run)
     _bin/<name>       -> in-container target  (covers bin/ inside the container)
-    _tykky/launcher (stub), _tykky/tykky_launcher.py, tykky_warm.py, tykky_diagnose.py (+ byte code),
+    _tykky/launcher (stub), _tykky/tykky_launcher.py, tykky_contract.py, tykky_warm.py (+ byte code),
     _tykky/manifest.json
     pyvenv.cfg, lib/pythonX.Y/site-packages   (the prefix reads as a venv of its Python)
     share/tykky/      resolved config, tool version, inputs of every build
@@ -56,8 +56,11 @@ def replace_file(path: Path, content: bytes, executable: bool = False) -> None:
 
 
 # shim/ file -> its name in <prefix>/_tykky/
-LAUNCHER_MODULES = {"launcher.py": "tykky_launcher.py", "warm.py": "tykky_warm.py",
-                    "diagnose.py": "tykky_diagnose.py"}
+# Each is imported as tykky_<name> there, as tykky_shim.<name> by the builder (launcher.load_module).
+LAUNCHER_MODULES = {"launcher.py": "tykky_launcher.py", "contract.py": "tykky_contract.py",
+                    "warm.py": "tykky_warm.py"}
+# Installed by earlier versions, no longer read: removed when the launcher is installed again.
+FORMER_LAUNCHER_MODULES = ("tykky_diagnose.py",)
 # The entry point stays tiny: Python compiles a script on every start but imports a module
 # from its byte-compiled cache, which install_launcher writes.
 LAUNCHER_STUB = """#!{interpreter} -IS
@@ -92,6 +95,9 @@ def install_launcher(prefix: Path, interpreter: str) -> None:
         replace_file(prefix / "_tykky" / installed, resources.files("tykky_shim").joinpath(source).read_bytes())
         runner.run([interpreter, "-IS", "-c", COMPILE_LAUNCHER, str(prefix / "_tykky" / installed)],
                    what=f"byte-compiling the launcher with {interpreter}")
+    for former in FORMER_LAUNCHER_MODULES:
+        if (prefix / "_tykky" / former).exists():
+            (prefix / "_tykky" / former).unlink()
     replace_file(prefix / LAUNCHER, LAUNCHER_STUB.format(interpreter=interpreter).encode(), executable=True)
 
 

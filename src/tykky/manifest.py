@@ -1,7 +1,9 @@
 """The installation's runtime manifest: the one file the launcher reads.
 
 It holds no absolute host path of the installation itself, so an installation moved with
-`mv` or rsync keeps working; the launcher finds the prefix from its own location.
+`mv` or rsync keeps working; the launcher finds the prefix from its own location. Its path,
+format, keys and defaults are the contract's (shim/contract.py), which the launcher reads by:
+what is written here is checked against it, and what is read back is converted by it.
 """
 import json
 import os
@@ -9,10 +11,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from tykky_shim import contract
+
 from tykky.errors import TykkyError
 
-FORMAT = 1
-MANIFEST_PATH = "_tykky/manifest.json"
+FORMAT = contract.FORMAT
+MANIFEST_PATH = contract.MANIFEST_PATH
+SCHEMA = contract.MANIFEST_SCHEMA
 DAMAGED = "The installation is damaged: rebuild it with `new` (or restore it from a copy)."
 
 
@@ -22,7 +27,7 @@ class Layer:
     target: str  # where its root is mounted inside the container
     # "overlay": stacked at the container root (content under target's path), later layers win;
     # "image-src": bound at target, for trees whose target a host bind would hide.
-    mount: str = "image-src"
+    mount: str = SCHEMA["layers"][0]["mount"].value
 
 
 @dataclass(frozen=True)
@@ -49,20 +54,20 @@ class Manifest:
     ld_library_path: PathVariable = PathVariable()
     environment: Mapping[str, str] = field(default_factory=dict)
     environ_file: str = ""
-    shell: str = "/bin/sh"
+    shell: str = SCHEMA["shell"].value
     # wrap modes: programs started by their in-container path, so that they find their own
     # files relative to themselves; the others get the wrapper's path as argv[0].
     direct_targets: Tuple[str, ...] = ()
     # wrap modes: <prefix>/bin stays off the in-container PATH; path.prepend names the
     # wrapped directories instead, so programs calling each other by name see native paths.
-    prefix_on_path: bool = True
+    prefix_on_path: bool = SCHEMA["prefix_on_path"].value
     python: Optional[Mapping[str, str]] = None
-    warm: Mapping[str, Any] = field(default_factory=dict)
+    warm: Mapping[str, Any] = field(default_factory=lambda: contract.with_defaults({}, SCHEMA["warm"]))
     # conda mode: what `conda activate` would set, applied at launch unless a venv on top is used
     activation: Optional[Mapping[str, Any]] = None
-    share_step_container: bool = False
+    share_step_container: bool = SCHEMA["share_step_container"].value
     # "nv" or "rocm": the runtime's --nv or --rocm at every launch; "" for none
-    gpu: str = ""
+    gpu: str = SCHEMA["gpu"].value
 
     def to_json(self) -> str:
         data: Dict[str, Any] = {
@@ -91,7 +96,9 @@ class Manifest:
             "share_step_container": self.share_step_container,
             "gpu": self.gpu,
         }
-        return json.dumps(data, indent=1) + "\n"
+        text = json.dumps(data, indent=1) + "\n"
+        check_written(json.loads(text))
+        return text
 
     def marker(self) -> Optional[Dict[str, str]]:
         """A file only this installation's image has: tells the launcher it runs inside it."""
@@ -100,9 +107,18 @@ class Manifest:
         return {"path": f"{self.layers[0].target}/.tykky/build-id", "value": self.build_id}
 
 
+def check_written(data: Mapping[str, Any]) -> None:
+    """What the builder writes is what the contract names, every key of it: a field renamed or
+    added on one side only fails here, at the first build, instead of at a launch."""
+    unknown = sorted(set(data) - set(contract.MANIFEST_SCHEMA))
+    problem = f"{unknown[0]} is not a key of the contract" if unknown else contract.manifest_problem(data)
+    left_out = sorted(set(contract.MANIFEST_SCHEMA) - set(data))
+    if problem or left_out:
+        raise ValueError(f"the manifest does not fit shim/contract.py: {problem or left_out[0] + ' is not written'}")
+
+
 def _path_variable(data: Mapping[str, Any]) -> PathVariable:
-    return PathVariable(prepend=tuple(data.get("prepend", ())), append=tuple(data.get("append", ())),
-                        container=data.get("container", ""))
+    return PathVariable(prepend=tuple(data["prepend"]), append=tuple(data["append"]), container=data["container"])
 
 
 def load(prefix: Path) -> Manifest:
@@ -118,9 +134,11 @@ def load(prefix: Path) -> Manifest:
         raise TykkyError(f"Cannot read the manifest {path}: {exc}. {DAMAGED}") from exc
     if not isinstance(data, dict):
         raise TykkyError(f"The manifest {path} is not a JSON object. {DAMAGED}")
-    if data.get("format") != FORMAT:
+    try:
+        data = contract.upgraded(data)
+    except contract.Damaged:
         raise TykkyError(f"{prefix} was made by an incompatible tykky version "
-                         f"({data.get('tool_version')}); rebuild it with `new`.")
+                         f"({data.get('tool_version')}); rebuild it with `new`.") from None
     try:
         return _from_json(data)
     except (KeyError, TypeError, ValueError) as exc:
@@ -139,10 +157,9 @@ def _from_json(data: Mapping[str, Any]) -> Manifest:
         targets=data["targets"], path=_path_variable(data["path"]),
         ld_library_path=_path_variable(data["ld_library_path"]),
         environment=data["environment"], environ_file=data["environ_file"],
-        shell=data["shell"], direct_targets=tuple(data.get("direct_targets", ())),
-        prefix_on_path=data.get("prefix_on_path", True), python=data.get("python"), warm=data.get("warm", {}),
-        activation=data.get("activation"),
-        share_step_container=data.get("share_step_container", False), gpu=data.get("gpu", ""),
+        shell=data["shell"], direct_targets=tuple(data["direct_targets"]),
+        prefix_on_path=data["prefix_on_path"], python=data["python"], warm=data["warm"],
+        activation=data["activation"], share_step_container=data["share_step_container"], gpu=data["gpu"],
     )
 
 

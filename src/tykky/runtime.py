@@ -5,6 +5,8 @@ import shutil
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from tykky_shim import contract
+
 from tykky import runner
 from tykky.errors import TykkyError
 
@@ -40,7 +42,7 @@ def parse_version(text: str) -> Tuple[str, Tuple[int, ...]]:
     match = re.search(r"(apptainer|singularity)\S*\s+version\s+v?(\d+(?:\.\d+)*)", text)
     if not match:
         raise ValueError(text)
-    return match.group(1), tuple(int(p) for p in match.group(2).split("."))
+    return match.group(1), contract.version_tuple(match.group(2))
 
 
 def find_runtime(configured: str = "", environ: Optional[Mapping[str, str]] = None) -> Runtime:
@@ -84,10 +86,7 @@ def exec_argv(runtime: Runtime, container: str, command: Sequence[str], *,
     return argv + list(extra_flags) + bind_argument(binds) + [container] + list(command)
 
 
-# The runtime's own variables a user sets to ask for GPUs (--nv, --rocm, --nvccli): honoured.
-GPU_VARIABLES = tuple(f"{family}_{name}" for family in ("APPTAINER", "SINGULARITY")
-                      for name in ("NV", "ROCM", "NVCCLI"))
-GPU_FLAGS = {"nv": ("--nv",), "rocm": ("--rocm",)}
+GPU_FLAGS = contract.GPU_FLAGS
 
 
 def gpu_choice(setting: str) -> str:
@@ -100,7 +99,6 @@ def gpu_flags(setting: str) -> List[str]:
 
 
 def clean_environment(environ: Mapping[str, str]) -> Dict[str, str]:
-    """The caller's environment without runtime variables leaked from a parent container."""
-    return {key: value for key, value in environ.items()
-            if not key.startswith(("APPTAINER", "SINGULARITY"))
-            or key.endswith(("_CACHEDIR", "_TMPDIR")) or key in GPU_VARIABLES}
+    """The caller's environment without runtime variables leaked from a parent container: the
+    launcher's policy (shim/contract.py), keeping what a build needs of the caller's."""
+    return contract.without_runtime_variables(environ, contract.KEPT_IN_BUILDS)
