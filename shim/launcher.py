@@ -1,12 +1,13 @@
 """Runtime launcher of a tykky installation.
 
 Every program in <prefix>/bin is a symlink to <prefix>/_tykky/launcher, a stub that imports
-this module (copied to <prefix>/_tykky/tykky_launcher.py, byte-compiled at install time). It reads the installation's
-manifest, builds the runtime's bind list and environment and replaces itself with the
-container runtime, which starts the program at the path it was invoked by (through a user's
-own link: by the installation's or the venv's entry the link leads to): inside the container
-<prefix>/bin is covered by <prefix>/_bin, whose entries point at the real programs, so argv[0],
-sys.executable and venvs on top behave as in a native installation.
+this module (copied to <prefix>/_tykky/tykky_launcher.py, byte-compiled at install time). It
+reads the installation's manifest through the contract (tykky_contract.py beside it: the keys,
+their defaults, the formats), builds the runtime's bind list and environment and replaces itself
+with the container runtime, which starts the program at the path it was invoked by (through a
+user's own link: by the installation's or the venv's entry the link leads to): inside the
+container <prefix>/bin is covered by <prefix>/_bin, whose entries point at the real programs, so
+argv[0], sys.executable and venvs on top behave as in a native installation.
 
 Stdlib only, Python >= 3.6, no site, one exec: start-up time is paid on every launch.
 """
