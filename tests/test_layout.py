@@ -26,7 +26,10 @@ def test_venv_view_has_no_home(tmp_path):
 
 
 def test_launcher_is_a_stub_with_compiled_modules(tmp_path):
+    (tmp_path / "_tykky").mkdir()
+    (tmp_path / "_tykky" / "tykky_diagnose.py").write_text("")  # an earlier version's, now in the contract
     layout.install_launcher(tmp_path, "/usr/bin/python3")
+    assert not (tmp_path / "_tykky" / "tykky_diagnose.py").exists()
     stub = (tmp_path / "_tykky" / "launcher").read_text()
     assert stub.startswith("#!/usr/bin/python3 -IS\n") and len(stub.splitlines()) < 10
     assert os.access(tmp_path / "_tykky" / "launcher", os.X_OK)

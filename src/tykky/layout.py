@@ -57,8 +57,9 @@ def replace_file(path: Path, content: bytes, executable: bool = False) -> None:
 
 # shim/ file -> its name in <prefix>/_tykky/
 # Each is imported as tykky_<name> there, as tykky_shim.<name> by the builder (launcher.load_module).
-LAUNCHER_MODULES = {"launcher.py": "tykky_launcher.py", "contract.py": "tykky_contract.py",
-                    "warm.py": "tykky_warm.py"}
+# The launcher goes last: a launch during an update must not find it without the modules it imports.
+LAUNCHER_MODULES = {"contract.py": "tykky_contract.py", "warm.py": "tykky_warm.py",
+                    "launcher.py": "tykky_launcher.py"}
 # Installed by earlier versions, no longer read: removed when the launcher is installed again.
 FORMER_LAUNCHER_MODULES = ("tykky_diagnose.py",)
 # The entry point stays tiny: Python compiles a script on every start but imports a module
