@@ -24,14 +24,20 @@ VENDOR_PACKAGE = "tykkyvendor"
 VENDOR_LIBRARY = "libtykkyvendor.so"
 FAKE_DRIVER = "libnvidia-ml.so.1"
 FAKE_DRIVER_FUNCTION = "tykky_fake_nvml_answer"
+# The vendor image keeps its files where no mount point of the test configuration covers them,
+# as real vendor images do (/usr/local/cuda); one more program is under /opt, a mount point of
+# that configuration, where the host's /opt hides it in an isolated container.
+VENDOR_DIR = "/usr/local/vendor"
+VENDOR_HIDDEN_DIR = "/opt/vendor/bin"
 # The image's %environment, as a definition file would write it.
-VENDOR_ENVIRONMENT = ("#!/bin/sh\nexport PATH=/opt/vendor/bin:$PATH\n"
-                      "export LD_LIBRARY_PATH=/opt/vendor/lib:$LD_LIBRARY_PATH\n")
+VENDOR_ENVIRONMENT = (f"#!/bin/sh\nexport PATH={VENDOR_DIR}/bin:$PATH\n"
+                      f"export LD_LIBRARY_PATH={VENDOR_DIR}/lib:$LD_LIBRARY_PATH\n")
 VENDOR_POST = f"""set -e
-mkdir -p /opt/vendor/bin /opt/vendor/lib
-printf '#!/bin/sh\\necho vendor tool\\n' > /opt/vendor/bin/vendor-tool
-chmod 755 /opt/vendor/bin/vendor-tool
-cp "$1/{VENDOR_LIBRARY}" /opt/vendor/lib/
+mkdir -p {VENDOR_DIR}/bin {VENDOR_DIR}/lib {VENDOR_HIDDEN_DIR}
+printf '#!/bin/sh\\necho vendor tool\\n' > {VENDOR_DIR}/bin/vendor-tool
+printf '#!/bin/sh\\necho hidden tool\\n' > {VENDOR_HIDDEN_DIR}/hidden-tool
+chmod 755 {VENDOR_DIR}/bin/vendor-tool {VENDOR_HIDDEN_DIR}/hidden-tool
+cp "$1/{VENDOR_LIBRARY}" {VENDOR_DIR}/lib/
 python3 -m pip install -q --no-index --no-deps --break-system-packages --disable-pip-version-check \\
     "$1/{VENDOR_PACKAGE}-1.0-py3-none-any.whl"
 """
@@ -93,8 +99,9 @@ def build_vendor_image(image: Path) -> None:
 
 @pytest.fixture(scope="session")
 def vendor_image() -> Path:
-    """A .sif with its own Python package (tykkyvendor), library (/opt/vendor/lib) and program
-    (/opt/vendor/bin/vendor-tool), which its %environment puts on LD_LIBRARY_PATH and PATH."""
+    """A .sif with its own Python package (tykkyvendor), library (/usr/local/vendor/lib) and program
+    (/usr/local/vendor/bin/vendor-tool), which its %environment puts on LD_LIBRARY_PATH and PATH,
+    and a program under a mount point, /opt/vendor/bin/hidden-tool."""
     base = os.stat(BASE_IMAGE)
     recipe = f"{VENDOR_POST}{VENDOR_ENVIRONMENT}{base.st_size}:{base.st_mtime_ns}"
     image = IMAGE_CACHE / f"vendor-{hashlib.sha256(recipe.encode()).hexdigest()[:16]}.sif"

@@ -17,6 +17,7 @@ from tests.integration.conftest import owned_file, wait_for
 from tests.integration.image_fixtures import (
     FAKE_DRIVER,
     FAKE_DRIVER_FUNCTION,
+    VENDOR_DIR,
     VENDOR_LIBRARY,
     VENDOR_PACKAGE,
     write_wheel,
@@ -52,7 +53,7 @@ def plain_wrapped(who, pyz, user_dirs, fake_gpu_driver):  # type: ignore[no-unty
 
 @pytest.fixture(scope="session")
 def vendor_wrapped(who, pyz, user_dirs, vendor_image):  # type: ignore[no-untyped-def]
-    return wrap(who, pyz, user_dirs[who.name], "wc-vendor", vendor_image, "/opt/vendor/bin,/usr/bin/python3")
+    return wrap(who, pyz, user_dirs[who.name], "wc-vendor", vendor_image, f"{VENDOR_DIR}/bin,/usr/bin/python3")
 
 
 @pytest.fixture(scope="session")
@@ -148,8 +149,8 @@ def test_wrapped_container_keeps_its_own_paths(vendor_wrapped, vendor_image, who
     library_path, path = run_lines(who, argv, COLD)[1:] if mode == "cold" else warm_lines(who, argv, vendor_wrapped)
     plain_library_path, plain_path = plain_exec(who, vendor_image)
     # The installation's own entry (the wrapped directory's lib) is the image's: listed once.
-    assert entries(plain_library_path) == ["/opt/vendor/lib", RUNTIME_LIBRARY_DIR]
-    assert library_path == "/opt/vendor/lib:" + RUNTIME_LIBRARY_DIR
+    assert entries(plain_library_path) == [f"{VENDOR_DIR}/lib", RUNTIME_LIBRARY_DIR]
+    assert library_path == f"{VENDOR_DIR}/lib:" + RUNTIME_LIBRARY_DIR
     assert len(set(entries(path))) == len(entries(path))
     assert [entry for entry in entries(path) if entry in entries(plain_path)] == entries(plain_path)
     assert run_lines(who, [vendor_wrapped / "bin" / "_debug_exec", "vendor-tool"]) == ["vendor tool"]
