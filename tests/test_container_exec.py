@@ -1,4 +1,5 @@
 """Build containers: what they bind, the environment they get and the command that starts them."""
+import dataclasses
 import os
 from pathlib import Path
 
@@ -68,6 +69,23 @@ def test_isolated_builds_bind_the_hosts_pip_configuration(tmp_path, no_host_pip,
 def test_extra_binds_come_after_the_build_and_before_the_tree(tmp_path):
     extra = container(tmp_path, extra_bind_mounts=("/scratch/a", "/x:/y")).binds(["/merged"])
     assert extra[-5:] == [str(tmp_path / "build"), "/scratch/a", "/x:/y", "/merged", f"{tmp_path / 'tree'}:/TYKKY"]
+
+
+def test_without_site_binds_only_the_build_its_pip_files_and_the_tree_are_bound(tmp_path, no_host_pip):
+    """What probes use to look at the image itself, under no host directory of the site's policy."""
+    (tmp_path / "data").mkdir()
+    for policy in ({"isolate": True, "mount_points": (str(tmp_path / "data"),)}, {"isolate": False}):
+        bare = dataclasses.replace(container(tmp_path, **policy), site_binds=False)
+        host_pip = host_pip_binds(os.environ) if policy["isolate"] else []
+        assert bare.binds() == host_pip + [str(tmp_path / "build"), f"{tmp_path / 'tree'}:/TYKKY"]
+
+
+def test_the_policy_binds_are_the_mount_points_or_the_hosts_directories(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    isolated = container(tmp_path, isolate=True, mount_points=(str(tmp_path / "data"), str(tmp_path / "gone")))
+    assert isolated.policy_binds() == [str(tmp_path / "data")]
+    monkeypatch.setattr(container_exec, "host_top_level_dirs", lambda excluded: ["/TYKKY", "/opt"])
+    assert container(tmp_path).policy_binds() == ["/opt"]
 
 
 def test_wrap_container_and_stacked_builds_mount_no_tree(tmp_path):

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from tests.fake_runner import fake_runner
-from tykky import log, probe
+from tykky import container_exec, log, probe
 from tykky.config import Config
 from tykky.container_exec import BuildContainer, template
 from tykky.errors import TykkyError
@@ -97,3 +97,74 @@ def test_the_probe_asks_the_python_about_itself_when_named(monkeypatch, tmp_path
     env = fake.calls[0]["env"]
     assert env["TYKKY_INFO_PYTHON"] == "/TYKKY/venv/bin/python:/usr/bin/python3"
     assert env["TYKKY_INFO_SCRIPT"] == template("python_info.py")
+
+
+def test_a_check_of_the_missing_paths_may_explain_them_first():
+    def check(missing):  # type: ignore[no-untyped-def]
+        raise TykkyError(f"hidden: {missing}")
+
+    with pytest.raises(TykkyError, match=r"hidden: \['/opt/a'\]"):
+        probe.parse_probe(lines("MISSING /opt/a", "TARGET /TYKKY/bin/tool"), ["/opt/a", "/TYKKY/bin"], check)
+
+
+@pytest.mark.parametrize(("path", "binds", "covering"), [
+    ("/opt/x/bin", ["/opt", "/opt/x", "/usr"], "/opt/x"),
+    ("/opt/x/bin", ["/opt/"], "/opt"),
+    ("/opt", ["/opt"], "/opt"),
+    ("/optx/bin", ["/opt"], ""),
+    ("/dst/bin", ["/src:/dst", "/dst2"], "/dst"),
+    ("/usr/bin/tool", [], ""),
+])
+def test_the_bind_covering_a_path_is_the_innermost_one_at_or_above_it(path, binds, covering):
+    assert probe.covering_bind(path, binds) == covering
+
+
+def hiding_site(tmp_path, monkeypatch, image_has: str, **values):  # type: ignore[no-untyped-def]
+    """A probe finding tmp_path/site/vendor/bin and tmp_path/site/typo missing under the mount
+    point tmp_path/site, and a look at the image itself that finds image_has."""
+    site, home = tmp_path / "site", tmp_path / "home"
+    site.mkdir()
+    home.mkdir()
+    wanted = [f"{site}/vendor/bin", f"{site}/typo"]
+
+    def answer(argv):  # type: ignore[no-untyped-def]
+        fake.output = image_has if "exists" in argv else lines(*(f"MISSING {path}" for path in wanted))
+
+    fake = fake_runner(monkeypatch, effect=answer)
+    config = {"isolate": True, "mount_points": (str(home), str(site)), **values}
+    with pytest.raises(TykkyError) as raised:
+        probe.probe(container(tmp_path, **config), wanted)
+    return str(raised.value), fake, site, home
+
+
+def test_paths_the_image_has_under_a_mount_point_are_an_error_naming_it(tmp_path, monkeypatch):
+    message, fake, site, home = hiding_site(tmp_path, monkeypatch, f"{tmp_path}/site/vendor/bin\n")
+    assert message.startswith(f"These paths to wrap are in the image, but the configuration's mount point {site} "
+                              f"binds the host's {site} over them, in builds and at every launch: {site}/vendor/bin. ")
+    assert f"leave {site} out of mount_points (for example mount_points: [{home}] in a -y CONF.yaml" in message
+    assert message.endswith(f"These do not exist in the image: {site}/typo.")
+    # The second look runs without the site's binds, over the paths they cover.
+    look = fake.argvs[1]
+    assert look[-3:] == ["exists", f"{site}/vendor/bin", f"{site}/typo"]
+    assert str(site) not in look[look.index("--bind") + 1].split(",")
+
+
+def test_without_isolation_the_hidden_paths_name_excluded_mount_points(tmp_path, monkeypatch):
+    site = str(tmp_path / "site")
+    monkeypatch.setattr(container_exec, "host_top_level_dirs", lambda excluded: ["/usr", site])
+    message = hiding_site(tmp_path, monkeypatch, f"{site}/vendor/bin\n", isolate=False)[0]
+    assert f"but isolate: no binds the host's {site} over them" in message
+    assert f"To wrap them, add {site} to excluded_mount_points (in a -y CONF.yaml" in message
+
+
+def test_paths_the_image_lacks_too_do_not_exist(tmp_path, monkeypatch):
+    message, fake, site, _ = hiding_site(tmp_path, monkeypatch, "WARNING: a runtime line\n")
+    assert message.startswith(f"These paths to wrap do not exist in the container: {site}/vendor/bin, {site}/typo.")
+    assert len(fake.calls) == 2
+
+
+def test_missing_paths_under_no_site_bind_need_no_second_look(tmp_path, monkeypatch):
+    fake = fake_runner(monkeypatch, output=lines("MISSING /nowhere/bin"))
+    with pytest.raises(TykkyError, match="do not exist in the container: /nowhere/bin"):
+        probe.probe(container(tmp_path, isolate=True, mount_points=(str(tmp_path),)), ["/nowhere/bin"])
+    assert len(fake.calls) == 1

@@ -59,6 +59,8 @@ class BuildContainer:
     overlays: Tuple[str, ...] = ()
     # Whether the writable layer can remove directories of the layers below it.
     lower_removals: bool = True
+    # False: none of the host directories the site's bind policy adds, to look at the image itself.
+    site_binds: bool = True
 
     def writable_tree(self) -> Optional[Path]:
         """Host directory of the installation path in the writable layer of a stacked container."""
@@ -70,18 +72,25 @@ class BuildContainer:
         """Where the container shows the installation: nowhere for wrap-container, which has no image."""
         return [self.config.installation_path] if self.tree is not None or self.overlays else []
 
-    def binds(self, extra: Sequence[str] = ()) -> List[str]:
+    def policy_binds(self) -> List[str]:
+        """The host directories the site's bind policy puts into the container, as launches do."""
         config = self.config
         if config.isolate:
-            binds = [p for p in config.mount_points if os.path.isdir(p)]
-            binds += hostpip.host_pip_binds(os.environ)
-        else:
-            binds = host_top_level_dirs(config.excluded_mount_points)
+            return self.outside_installation([p for p in config.mount_points if os.path.isdir(p)])
+        return self.outside_installation(host_top_level_dirs(config.excluded_mount_points))
+
+    def outside_installation(self, binds: Sequence[str]) -> List[str]:
         # As at launch (the launcher's bind_list), no policy bind covers the installation path or
         # lies inside it: over the layers of a stacked container a host directory there (one made
         # after the installation was built) would hide them and take the update's files.
         targets = self.layer_targets()
-        binds = [b for b in binds if not any(launcher.overlaps(launcher.bind_destination(b), t) for t in targets)]
+        return [b for b in binds if not any(launcher.overlaps(launcher.bind_destination(b), t) for t in targets)]
+
+    def binds(self, extra: Sequence[str] = ()) -> List[str]:
+        config = self.config
+        binds = self.policy_binds() if self.site_binds else []
+        if config.isolate:
+            binds += self.outside_installation(hostpip.host_pip_binds(os.environ))
         binds.append(str(self.build))
         binds += list(config.extra_bind_mounts) + list(extra)
         if self.tree is not None:

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import BASE_IMAGE, make_owned_dir, tool
-from tests.integration.conftest import owned_file, wait_for
+from tests.integration.conftest import failed_build, owned_file, wait_for
 from tests.integration.image_fixtures import (
     FAKE_DRIVER,
     FAKE_DRIVER_FUNCTION,
     VENDOR_DIR,
+    VENDOR_HIDDEN_DIR,
     VENDOR_LIBRARY,
     VENDOR_PACKAGE,
     write_wheel,
@@ -156,6 +157,22 @@ def test_wrapped_container_keeps_its_own_paths(vendor_wrapped, vendor_image, who
     assert run_lines(who, [vendor_wrapped / "bin" / "_debug_exec", "vendor-tool"]) == ["vendor tool"]
     program = f"import ctypes; print(ctypes.CDLL('{VENDOR_LIBRARY}').tykky_vendor_answer())"
     assert run_lines(who, [vendor_wrapped / "bin" / "python3", "-c", program]) == ["42"]
+
+
+def test_a_vendor_path_under_a_mount_point_is_an_error_naming_it(vendor_image, who, pyz, user_dirs):
+    """The test configuration's mount point /opt binds the host's /opt over the image's, where
+    the image keeps one program: wrapping it says so, and leaving /opt out of mount_points wraps it."""
+    home = user_dirs[who.name]
+    stderr = failed_build("wrap-container", who, pyz, home, "wc-hidden", "-w", f"{VENDOR_HIDDEN_DIR},/opt/no-such",
+                          str(vendor_image))
+    assert (f"in the image, but the configuration's mount point /opt binds the host's /opt over them, in builds "
+            f"and at every launch: {VENDOR_HIDDEN_DIR}. To wrap them, leave /opt out of mount_points (for example "
+            "mount_points: [/home, /tmp] in a -y CONF.yaml") in stderr
+    assert "These do not exist in the image: /opt/no-such." in stderr
+    assert len(stderr.splitlines()) == 1
+    without_opt = owned_file(home / "without-opt.yaml", "mount_points: [/home, /tmp]\n", who)
+    prefix = wrap(who, pyz, home, "wc-unhidden", vendor_image, VENDOR_HIDDEN_DIR, "-y", str(without_opt))
+    assert run_lines(who, [prefix / "bin" / "hidden-tool"]) == ["hidden tool"]
 
 
 def test_extended_container_sees_its_packages_and_the_new_one(vendor_pip, who):
