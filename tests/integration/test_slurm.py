@@ -174,15 +174,18 @@ def marked_processes(user, marker: str) -> Set[int]:  # type: ignore[no-untyped-
     return found
 
 
-def submit_sleepers(inst: Path, home: Path, user, marker: str, *options: str) -> tuple:  # type: ignore[no-untyped-def]
-    """A job running the wrapper in the batch step and in a 2-task step; returns (id, processes)."""
+def submit_sleepers(inst: Path, home: Path, user, name: str, *options: str) -> tuple:  # type: ignore[no-untyped-def]
+    """A job running the wrapper in the batch step and in a 2-task step; returns (id, processes,
+    marker). The marker, in every program's command line, names this run's workspace: the test
+    user's sleepers of another run on this machine (a concurrent one) are not this job's."""
     python = inst / "bin" / "python"
+    marker = f"{name}:{home}"
     program = SLEEPER.format(marker=marker)
-    script = batch_script(home, f"{marker}.sh", f"""
+    script = batch_script(home, f"{name}.sh", f"""
 {python} -c "{program}" &
 srun -n 2 {python} -c "{program}"
 """, user)
-    output = home / f"{marker}.out"
+    output = home / f"{name}.out"
     job_id = user.run(["sbatch", "--parsable", "-n", "2", "-O", "-o", str(output), *options, script],
                       cwd=home).stdout.decode().strip().split(";")[0]
     deadline = time.monotonic() + 300
@@ -191,7 +194,7 @@ srun -n 2 {python} -c "{program}"
         time.sleep(0.5)
     processes = job_processes(job_id)
     assert len(processes) >= 3
-    return job_id, processes
+    return job_id, processes, marker
 
 
 def job_state(job_id: str) -> str:
@@ -207,7 +210,10 @@ def wait_for_state(job_id: str, timeout: float) -> str:
 
 
 def leftovers(processes: Dict[int, str], user, marker: str, timeout: float = 60) -> Set[int]:  # type: ignore[no-untyped-def]
-    """Processes of the job still alive once the node had time to clean up; empty is good."""
+    """Processes of the job still alive once the node had time to clean up; empty is good.
+
+    The job's are those Slurm listed for it and any of the user's that carry the job's marker
+    (one that left Slurm's tracking, say by a double fork, is still the job's)."""
     deadline = time.monotonic() + timeout
     while True:
         alive = {pid for pid, start in processes.items() if start_time(pid) == start}
@@ -229,10 +235,10 @@ def time_limited_job(inst, home, test_user):  # type: ignore[no-untyped-def]
 
 
 def test_scancel_ends_every_program(inst, home, test_user):
-    job_id, processes = submit_sleepers(inst, home, test_user, "tykky-scancel")
+    job_id, processes, marker = submit_sleepers(inst, home, test_user, "tykky-scancel")
     subprocess.run(["scancel", job_id], check=True)
     assert wait_for_state(job_id, 120) == "CANCELLED"
-    remaining = leftovers(processes, test_user, "tykky-scancel")
+    remaining = leftovers(processes, test_user, marker)
     assert not remaining, describe(remaining)
     assert not list(Path("/dev/shm").glob(f"tykky-step-{test_user.uid}-{job_id}.*"))
 
@@ -334,7 +340,7 @@ def test_sharing_turned_off_gives_each_task_its_container(unshared, home, test_u
 
 
 def test_time_limit_ends_every_program(time_limited_job, test_user):
-    job_id, processes = time_limited_job
+    job_id, processes, marker = time_limited_job
     assert wait_for_state(job_id, 300) == "TIMEOUT"
-    remaining = leftovers(processes, test_user, "tykky-time-limit")
+    remaining = leftovers(processes, test_user, marker)
     assert not remaining, describe(remaining)
