@@ -46,17 +46,27 @@ def test_installation_survives_being_moved(pip_installation, who, user_dirs):
 
 
 def test_venv_on_top_installs_and_uses_its_own_packages(pip_installation, who, user_dirs):
+    """A venv made by the installation's Python installs into itself and runs with its own prefix.
+
+    tomli is in neither the installation nor the Pythons the venv could fall back on (checked
+    first: found there, it would not show that the venv's own packages are used). With
+    --system-site-packages the venv sees its base interpreter's packages, not the installation's:
+    a venv of a venv does not chain.
+    """
     venv = user_dirs[who.name] / "venv-on-top"
     who.run([pip_installation / "bin" / "python", "-m", "venv", "--system-site-packages", venv])
     assert os.readlink(venv / "bin" / "python") == str(pip_installation / "bin" / "python")
+    find_tomli = "import importlib.util; print(importlib.util.find_spec('tomli'))"
+    for python in (pip_installation / "bin" / "python", venv / "bin" / "python"):
+        assert who.run([python, "-c", find_tomli]).stdout.decode().split() == ["None"]
     who.run([venv / "bin" / "pip", "install", "--no-deps", "tomli==2.0.1"], cwd=user_dirs[who.name])
-    program = ("import sys, shutil, tomli, six; print(sys.executable); print(shutil.which('python')); "
-               "print(tomli.__file__); print(six.__file__)")
-    lines = who.run([venv / "bin" / "python", "-c", program]).stdout.decode().split()
-    assert lines[0] == str(venv / "bin" / "python")
-    assert lines[1] == str(venv / "bin" / "python")
-    assert lines[2].startswith(str(venv))
-    assert lines[3].startswith(str(pip_installation))
+    program = ("import sys, shutil, tomli; print(sys.prefix); print(sys.executable); print(shutil.which('python')); "
+               "print(tomli.__file__)")
+    completed = who.run([venv / "bin" / "python", "-c", program])
+    prefix, executable, found_on_path, tomli_file = completed.stdout.decode().split()
+    assert prefix == str(venv)
+    assert executable == found_on_path == str(venv / "bin" / "python")
+    assert tomli_file.startswith(str(venv / "lib"))
 
 
 def test_typo_in_requirements_fails_cleanly(pyz, who, user_dirs):
