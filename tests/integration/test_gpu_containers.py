@@ -87,19 +87,20 @@ def instance_namespaces(who, prefix: Path) -> set:  # type: ignore[no-untyped-de
     return namespaces
 
 
-def run_lines(who, argv, env=None) -> list:  # type: ignore[no-untyped-def]
-    completed = who.run(argv, env=env)
+def run_lines(who, argv, env=None, cwd=None) -> list:  # type: ignore[no-untyped-def]
+    completed = who.run(argv, env=env, cwd=cwd)
     assert completed.stderr == b""  # quiet: no runtime warnings (missing nvidia-smi and the like)
     return completed.stdout.decode().splitlines()
 
 
 def warm_lines(who, argv, prefix: Path, env=None) -> list:  # type: ignore[no-untyped-def]
     """Output of argv (which prints its mount namespace first) once it runs in an instance of
-    prefix: the first launch runs cold and starts one in the background."""
+    prefix: the first launch runs cold and starts one in the background. It runs in prefix, which
+    an isolated instance shows: from a directory the instance does not show, launches run cold."""
     result = []
 
     def joined() -> bool:
-        result[:] = run_lines(who, argv, env)
+        result[:] = run_lines(who, argv, env, cwd=prefix)
         return result[0] in instance_namespaces(who, prefix)
 
     assert wait_for(joined)
