@@ -94,3 +94,25 @@ def test_the_interruption_behind_clicks_abort_is_found():
     except click.exceptions.Abort as abort:
         assert interrupts.as_interrupted(abort).exit_code == 143
     assert interrupts.as_interrupted(KeyboardInterrupt()).exit_code == 130
+
+
+def test_the_last_kill_of_a_stopped_program_is_sent_before_it_is_reaped(monkeypatch):
+    """Once reaped, its process group id may belong to another program's new group (pids wrap
+    around within seconds on a busy node): the final SIGKILL must reach only what it started."""
+    import subprocess
+
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    unreaped_at_kill = []
+    real_killpg = os.killpg
+
+    def recording_killpg(pgid, number):  # type: ignore[no-untyped-def]
+        if number == signal.SIGKILL:
+            try:
+                unreaped_at_kill.append(os.waitid(os.P_PID, pgid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None)
+            except ChildProcessError:
+                unreaped_at_kill.append(False)
+        real_killpg(pgid, number)
+
+    monkeypatch.setattr(os, "killpg", recording_killpg)
+    runner._stop(process)
+    assert unreaped_at_kill == [True] and process.returncode == -signal.SIGTERM

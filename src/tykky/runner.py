@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import IO, List, Mapping, Optional, Sequence
 
@@ -60,12 +61,23 @@ def _stop(process: "subprocess.Popen[bytes]") -> None:
     process, which decides; another Ctrl-C meanwhile does not cut this short."""
     with interrupts.held_back():
         _signal_group(process, signal.SIGTERM)
-        try:
-            process.wait(timeout=_STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            pass
+        _wait_unreaped(process, _STOP_SECONDS)
+        # The program is not reaped yet, so its process group id cannot have been given to
+        # another program's group (pids wrap around within seconds on a busy node).
         _signal_group(process, signal.SIGKILL)  # what ignored SIGTERM, or outlived the program
         process.wait()
+
+
+def _wait_unreaped(process: "subprocess.Popen[bytes]", seconds: float) -> None:
+    """Wait until the program has exited or seconds have passed, leaving it unreaped."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return
+        except ChildProcessError:
+            return
+        time.sleep(0.05)
 
 
 def _failure(what: str, returncode: int) -> str:
