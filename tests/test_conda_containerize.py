@@ -12,15 +12,15 @@ def test_an_update_keeps_the_environment_choices_of_the_first_build(tmp_path):
     first = Config(env_name="analysis", use_mamba=True, default_channels=("site-forge", "bioconda"),
                    channel_alias="https://mirror.invalid/", mount_points=("/scratch",))
     (tmp_path / history.SHARE / "config.yaml").write_text(history.config_snapshot(first))
-    assert conda_containerize._kept_values(tmp_path) == {
+    assert history.saved_values(tmp_path, conda_containerize.KEPT_KEYS) == {
         "env_name": "analysis", "use_mamba": True, "activate_scripts_at_launch": False,
         "channel_alias": "https://mirror.invalid/", "default_channels": ("site-forge", "bioconda")}
-    kept = Config().with_values(**conda_containerize._kept_values(tmp_path))
+    kept = Config().with_values(**history.saved_values(tmp_path, conda_containerize.KEPT_KEYS))
     assert kept.default_channels == ("site-forge", "bioconda") and kept.mount_points == ()
 
 
 def test_without_a_saved_configuration_nothing_is_kept(tmp_path):
-    assert conda_containerize._kept_values(tmp_path) == {}
+    assert history.saved_values(tmp_path, conda_containerize.KEPT_KEYS) == {}
 
 
 def test_new_needs_an_environment_file():

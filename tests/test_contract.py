@@ -14,7 +14,7 @@ import pytest
 from tykky_shim import contract
 
 from tests.helpers import RECORDED_RUNTIME
-from tykky import layout, wrapping
+from tykky import history, layout, wrapping
 from tykky import manifest as manifest_module
 from tykky.errors import TykkyError
 from tykky.manifest import Layer, Manifest, PathVariable
@@ -40,7 +40,7 @@ def conda() -> Manifest:
 
 def wrap_container() -> Manifest:
     manifest = base(mode="wrap-container", layers=(), targets={"ls": "/usr/bin/ls", "tool": "/opt/t/bin/tool"},
-                    path=PathVariable(container="/usr/bin:/bin"), environ_file=wrapping.ENVIRON_FILE, isolate=True)
+                    path=PathVariable(container="/usr/bin:/bin"), environ_file=history.ENVIRON_FILE, isolate=True)
     return wrapping.finish_manifest(manifest)
 
 
@@ -108,9 +108,9 @@ def test_conda(tmp_path):
 
 def test_wrap_container(tmp_path):
     prefix = installed(tmp_path / "p", wrap_container())
-    (prefix / wrapping.ENVIRON_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (prefix / history.ENVIRON_FILE).parent.mkdir(parents=True, exist_ok=True)
     run = dry_run(prefix, "tool", "x")
-    environ_file = str(prefix / wrapping.ENVIRON_FILE)
+    environ_file = str(prefix / history.ENVIRON_FILE)
     assert command(run, prefix)[3:] == ["sh", environ_file, "/opt/t/bin/tool", "x"]
     assert run["environment"]["APPTAINERENV_PATH"] == "/opt/t/bin:/usr/bin:/bin"  # prefix_on_path is false
     assert not any("image-src" in bind for bind in run["environment"]["APPTAINER_BIND"].split(","))
@@ -155,8 +155,8 @@ def test_a_manifest_without_the_keys_that_have_defaults_still_launches(tmp_path,
     (bare / contract.MANIFEST_PATH).write_text(json.dumps(without_optional_keys(json.loads(manifest.to_json()),
                                                                                 contract.MANIFEST_SCHEMA)))
     assert "environ_file" not in json.loads((bare / contract.MANIFEST_PATH).read_text()) or manifest.environ_file
-    if wrapping.ENVIRON_FILE in manifest.environ_file:
-        (bare / wrapping.ENVIRON_FILE).parent.mkdir(parents=True, exist_ok=True)
+    if history.ENVIRON_FILE in manifest.environ_file:
+        (bare / history.ENVIRON_FILE).parent.mkdir(parents=True, exist_ok=True)
     for program in list(manifest.targets) + ["_debug_shell"]:
         runs = [dry_run(prefix, program, "a") for prefix in (full, bare)]
         assert repr(runs[0]).replace(str(full), "P") == repr(runs[1]).replace(str(bare), "P")

@@ -4,6 +4,7 @@ import os
 import pytest
 
 from tests.fake_runner import fake_runner
+from tykky import history
 from tykky.commands import pip_containerize
 from tykky.config import Config
 from tykky.container_exec import BuildContainer, template
@@ -29,7 +30,7 @@ def test_inputs_are_copied_and_commands_written_as_scripts(tmp_path):
     requirements.write_text("six\n")
     config = Config(requirements_file=str(requirements), pre_install=("echo a", "echo b"))
     (tmp_path / "build").mkdir()
-    staged = pip.stage_inputs(config, tmp_path / "build")
+    staged = history.stage_inputs(config, tmp_path / "build")
     inputs = tmp_path / "build" / "inputs"
     assert staged == {"requirements.txt": str(requirements), "environ.sh": None,
                       "pre-install.sh": str(inputs / "pre-install.sh")}
@@ -40,7 +41,7 @@ def test_inputs_are_copied_and_commands_written_as_scripts(tmp_path):
 
 def test_an_unreadable_requirements_file_is_the_users_to_fix(tmp_path):
     with pytest.raises(TykkyError, match="Cannot read .*missing.txt"):
-        pip.stage_inputs(Config(requirements_file=str(tmp_path / "missing.txt")), tmp_path)
+        history.stage_inputs(Config(requirements_file=str(tmp_path / "missing.txt")), tmp_path)
 
 
 def test_the_install_step_is_told_what_was_staged(tmp_path, monkeypatch):
@@ -48,7 +49,7 @@ def test_the_install_step_is_told_what_was_staged(tmp_path, monkeypatch):
     config = Config(requirements_file="r.txt", post_install=("true",), python_version="3.11",
                     enable_site_packages=True)
     (tmp_path / "r.txt").write_text("")
-    pip.stage_inputs(config, tmp_path)
+    history.stage_inputs(config, tmp_path)
     assert pip.build_variables(config, container(tmp_path, config)) == {
         "TYKKY_VENV": "/TYKKY/venv", "TYKKY_PYTHON": "python3.11", "TYKKY_WORKDIR": str(tmp_path),
         "TYKKY_SYSTEM_SITE_PACKAGES": "yes", "TYKKY_NO_CACHE": "no",

@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 
 from tests.helpers import RECORDED_RUNTIME
-from tykky import wrapping
+from tykky import history, wrapping
 from tykky.config import Config
 from tykky.errors import TykkyError
 from tykky.manifest import Manifest, PathVariable
@@ -71,16 +71,15 @@ def test_inputs_staged_for_the_history(tmp_path):
     environ = tmp_path / "env.sh"
     environ.write_text("export A=1\n")
     config = Config(environ_file=str(environ), pre_install=("echo pre",))
-    staged = wrapping.stage_inputs(config, tmp_path)
+    staged = history.stage_inputs(config, tmp_path)
     assert (tmp_path / "inputs" / "environ.sh").read_text() == "export A=1\n"
     assert (tmp_path / "inputs" / "pre-install.sh").read_text() == "echo pre\n"
-    assert set(staged) == {"environ.sh", "pre-install.sh"}
-    assert wrapping.environ_file_name(staged) == wrapping.ENVIRON_FILE
+    assert {name for name, source in staged.items() if source} == {"environ.sh", "pre-install.sh"}
 
 
 def test_unreadable_environ_file_is_an_error(tmp_path):
     with pytest.raises(TykkyError, match="Cannot read the environment file"):
-        wrapping.stage_inputs(Config(environ_file=str(tmp_path / "missing.sh")), tmp_path)
+        history.stage_inputs(Config(environ_file=str(tmp_path / "missing.sh")), tmp_path)
 
 
 def test_local_containers_made_absolute_remote_kept(monkeypatch, tmp_path):

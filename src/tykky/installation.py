@@ -1,66 +1,28 @@
-"""Building an image-based installation new, or updating one, shared by pip, conda and wrap-install.
+"""Building an installation new, or updating one, the same for every mode.
 
-A mode only fills the tree; this module owns the rest: build directory, container, history,
-squashing, manifest and the atomic deploy.
+A mode only fills the tree (modes/); this module decides what to build (a new prefix, a layer
+over the installation's, a rebuilt image) under the writer lock, and `BuildSession.publish`
+puts every one of them in place.
 """
 import os
-import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Tuple
 
-import yaml
-
-from tykky import containers, deploy, history, inputs, interrupts, layers, layout, lock, log, modulefile, program
+from tykky import containers, deploy, history, inputs, interrupts, layers, lock, log, modulefile
 from tykky import manifest as manifest_module
-from tykky.builddir import build_directory, remove_tree
+from tykky.build_session import BuildSession, launcher_interpreter
+from tykky.builddir import build_directory
 from tykky.config import Config
 from tykky.container_exec import BuildContainer
 from tykky.errors import NeedsRebuild, TykkyError
-from tykky.image_build import make_manifest, squash_tree
 from tykky.manifest import Layer, Manifest
-from tykky.probe import ProbeResult
-from tykky.runtime import Runtime, find_runtime
+from tykky.modes import ModeSteps
+from tykky.runtime import find_runtime
 
-ENVIRON_FILE = "share/tykky/environ.sh"
+__all__ = ["ModeSteps", "build_new", "check_update_mode", "compact", "launcher_interpreter", "update",
+           "update_config"]
 # How an install step's failure reads when the overlay could not remove a lower directory.
 OVERLAY_REMOVAL_FAILURES = ("Invalid cross-device link", "Input/output error", "[Errno 18]", "[Errno 5]")
-
-
-@dataclass(frozen=True)
-class ModeSteps:
-    """What a mode contributes to a build."""
-
-    name: str
-    stage_inputs: Callable[[Config, Path], Dict[str, Optional[str]]]
-    fill_tree: Callable[[Config, BuildContainer], None]
-    wrapper_paths: Callable[[Config], List[str]]
-    python: Callable[[Config], str]
-    environment: Callable[[Config, BuildContainer], Mapping[str, str]] = lambda config, container: {}
-    activation: Callable[[Config, BuildContainer], Optional[Mapping[str, Any]]] = lambda config, container: None
-    # Last word on the manifest (wrap-install: which programs run by their own path).
-    finish_manifest: Callable[[Config, Manifest], Manifest] = lambda config, manifest: manifest
-    # The install step only runs inside the container (it never writes container.tree on the
-    # host), so an update can run it over the existing layers and keep just what it changed.
-    layered_update: bool = False
-
-
-def launcher_interpreter(config: Config) -> str:
-    """An absolute interpreter every node has: the system Python 3 when there is one."""
-    if config.launcher_python:
-        if program.is_shim(config.launcher_python):
-            raise TykkyError(f"launcher_python {config.launcher_python} is a pyenv-style shim, which would "
-                             "cost every launch ~60 ms. Give the interpreter it leads to (`pyenv which "
-                             "python3`) in launcher_python.")
-        return config.launcher_python
-    for candidate in ("/usr/bin/python3", "/bin/python3"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return os.path.realpath(sys.executable)
-
-
-def _environ_file_name(config: Config, staged: Mapping[str, Optional[str]]) -> str:
-    return ENVIRON_FILE if staged.get("environ.sh") else ""
 
 
 def _check_inputs(config: Config) -> None:
@@ -81,7 +43,8 @@ def build_new(config: Config, mode: ModeSteps) -> Path:
     _check_inputs(config)
     modulefile.check(config)
     deploy.check_new_prefix(prefix)
-    containers.check_buildable(config.container_src)
+    if mode.has_image:  # wrap-container ships the container as given: a sandbox directory is linked
+        containers.check_buildable(config.container_src)
     with lock.held(prefix, config.lock_timeout):
         deploy.check_new_prefix(prefix)  # another writer may have made it while this one waited
         _build_new(config, mode, prefix)
@@ -93,33 +56,13 @@ def _build_new(config: Config, mode: ModeSteps, prefix: Path) -> None:
     runtime = find_runtime(config.singularity_executable_path)
     with build_directory(config.build_tmpdir_base, config.debug_keep_files) as build:
         image = containers.obtain(config.container_src, runtime, build)
-        squash_source, tree = layers.new_tree(build, config)
-        stage = build / "stage"
-        stage.mkdir()
-        staged = mode.stage_inputs(config, build)
+        session = BuildSession(config, mode, runtime, build, prefix, None, mode.stage_inputs(config, build))
+        squash_source, tree = layers.new_tree(build, config) if mode.has_image else (None, None)
         container = BuildContainer(runtime, image, config, tree, build)
         mode.fill_tree(config, container)
-        build_id, found = squash_tree(config, container, mode.wrapper_paths(config),
-                                      stage / config.sqfs_image, python=mode.python(config),
-                                      source=squash_source)
-        container_name = containers.place(image, config.container_src, stage / config.container_image, config)
-        manifest = make_manifest(config, container, found, mode=mode.name, build_id=build_id,
-                                 container_name=container_name, image_name=config.sqfs_image,
-                                 layers=(layers.first_layer(config),),
-                                 environment=mode.environment(config, container),
-                                 environ_file=_environ_file_name(config, staged),
-                                 activation=mode.activation(config, container))
-        manifest = mode.finish_manifest(config, manifest)
-        _record(stage, config, staged)
-        layout.write_installation(stage, manifest, interpreter=launcher_interpreter(config),
-                                  system_site=config.enable_site_packages)
-        deploy.deploy_new(stage, prefix)
-
-
-def _record(root: Path, config: Config, staged: Mapping[str, Optional[str]], kind: str = "new") -> None:
-    history.record(root, kind, config, staged)
-    if staged.get("environ.sh"):
-        layout.replace_file(root / ENVIRON_FILE, Path(staged["environ.sh"]).read_bytes())
+        built = session.squash(container, build / "new.sqfs", source=squash_source)
+        stack = (layers.first_layer(config),) if mode.has_image else ()
+        session.publish(built, stack, container_image=image)
 
 
 def update(config: Config, mode: ModeSteps, prefix: Path) -> None:
@@ -136,65 +79,11 @@ def update(config: Config, mode: ModeSteps, prefix: Path) -> None:
         modulefile.check(config)
         runtime = find_runtime(config.singularity_executable_path)
         with build_directory(config.build_tmpdir_base, config.debug_keep_files) as build:
-            staged = mode.stage_inputs(config, build)
-            if not (mode.layered_update and layers.can_stack(previous)
-                    and _try_stacked_update(config, mode, prefix, previous, runtime, build, staged)):
-                _rebuild_update(config, mode, prefix, previous, runtime, build, staged)
+            session = BuildSession(config, mode, runtime, build, prefix, previous, mode.stage_inputs(config, build))
+            if not (mode.layered_update and layers.can_stack(previous) and _try_stacked_update(session)):
+                _rebuild_update(session)
         modulefile.write_for(config, prefix)
     log.info(f"Updated {prefix}")
-
-
-def _try_stacked_update(config: Config, mode: ModeSteps, prefix: Path, previous: Manifest, runtime: Runtime,
-                        build: Path, staged: Mapping[str, Optional[str]]) -> bool:
-    """The O(change) update; False when it must be done by rebuilding the image instead.
-
-    Where the overlay cannot remove directories of lower layers, an install step that needs
-    to (pip upgrading or uninstalling a package) fails: then, and only then, the image is
-    rebuilt. Nothing in the prefix changes before the step has succeeded.
-    """
-    removals_work = layers.removals_work(runtime, prefix, previous, config, build)
-    try:
-        manifest = _stacked_update(config, mode, prefix, previous, runtime, build, staged, removals_work)
-    except NeedsRebuild as error:
-        log.info(f"{error.message} Rebuilding the image instead.")
-        return False
-    except TykkyError as error:
-        if removals_work or not any(sign in error.details for sign in OVERLAY_REMOVAL_FAILURES):
-            raise
-        log.warning(f"The update could not run over the image layers ({error.message.rstrip(':')}); "
-                    "rebuilding the image instead")
-        return False
-    if len(manifest.layers) > config.max_layers:
-        _replace_layers(prefix, manifest, layers.compact(prefix, runtime, config, build))
-    return True
-
-
-def _finish_update(config: Config, mode: ModeSteps, prefix: Path, previous: Manifest,
-                   container: BuildContainer, found: ProbeResult, build_id: str,
-                   staged: Mapping[str, Optional[str]], stack: Tuple[Layer, ...]) -> Manifest:
-    environ_file = ENVIRON_FILE if staged.get("environ.sh") else previous.environ_file
-    manifest = make_manifest(config, container, found, mode=mode.name, build_id=build_id,
-                             container_name=previous.container, image_name=stack[0].image,
-                             environment=mode.environment(config, container), environ_file=environ_file,
-                             activation=mode.activation(config, container), layers=stack)
-    return mode.finish_manifest(config, manifest)
-
-
-def _stacked_update(config: Config, mode: ModeSteps, prefix: Path, previous: Manifest, runtime: Runtime,
-                    build: Path, staged: Mapping[str, Optional[str]], removals_work: bool) -> Manifest:
-    """Run the install step over the existing layers; what it changed becomes a new layer."""
-    container, upper = layers.stacked_container(runtime, prefix, previous, config, build, removals_work)
-    mode.fill_tree(config, container)
-    image = build / "layer.sqfs"
-    build_id, found = squash_tree(config, container, mode.wrapper_paths(config), image,
-                                  python=mode.python(config), source=upper,
-                                  marker_tree=layers.marker_directory(upper, config))
-    name = layers.layer_name(build_id)
-    stack = previous.layers + (Layer(image=name, target=previous.installation_path, mount=layers.OVERLAY),)
-    manifest = _finish_update(config, mode, prefix, previous, container, found, build_id, staged, stack)
-    with interrupts.publishing(prefix):
-        _commit_update(config, prefix, image, name, staged, manifest, previous)
-    return manifest
 
 
 def check_installation_files(prefix: Path, manifest: Manifest) -> None:
@@ -207,44 +96,53 @@ def check_installation_files(prefix: Path, manifest: Manifest) -> None:
         containers.check_image_file(path, str(path), advice)
 
 
-def _rebuild_update(config: Config, mode: ModeSteps, prefix: Path, previous: Manifest, runtime: Runtime,
-                    build: Path, staged: Mapping[str, Optional[str]]) -> None:
-    """Copy the installation out of its image(s), apply the inputs, squash it into one new image."""
-    root, tree = layers.merged_tree(prefix, previous, runtime, config, build, name="rebuild")
-    container = BuildContainer(runtime, prefix / previous.container, config, tree, build)
-    mode.fill_tree(config, container)
-    new_image = build / "new.sqfs"
-    build_id, found = squash_tree(config, container, mode.wrapper_paths(config), new_image,
-                                  python=mode.python(config), source=root)
-    first = previous.layers[0]
-    name = first.image if len(previous.layers) == 1 else layers.layer_name(build_id)
-    stack = (Layer(image=name, target=first.target, mount=first.mount),)
-    manifest = _finish_update(config, mode, prefix, previous, container, found, build_id, staged, stack)
-    with interrupts.publishing(prefix):
-        _commit_update(config, prefix, new_image, name, staged, manifest, previous)
-        layers.remove_unused_layers(prefix, previous, manifest)
+def _try_stacked_update(session: BuildSession) -> bool:
+    """The O(change) update; False when it must be done by rebuilding the image instead.
 
-
-def _commit_update(config: Config, prefix: Path, image: Path, name: str, staged: Mapping[str, Optional[str]],
-                   manifest: Manifest, previous: Manifest) -> None:
-    """Write the update into the prefix, the manifest last (interruptions wait meanwhile). A
-    failure (a full disk) before the manifest is replaced takes back the new layer and history
-    entry, so that the installation is as it was."""
-    entry = history.next_entry(prefix, "update")
-    new_file = name not in {layer.image for layer in previous.layers}
+    Where the overlay cannot remove directories of lower layers, an install step that needs
+    to (pip upgrading or uninstalling a package) fails: then, and only then, the image is
+    rebuilt. Nothing in the prefix changes before the step has succeeded.
+    """
+    config, prefix, previous = session.config, session.prefix, session.previous
+    removals_work = layers.removals_work(session.runtime, prefix, previous, config, session.build)
     try:
-        deploy.place_file(image, prefix / name)
-        _record(prefix, config, staged, kind="update")
-        layout.write_installation(prefix, manifest, interpreter=launcher_interpreter(config),
-                                  system_site=config.enable_site_packages, previous=previous)
-    except BaseException as error:
-        if new_file and (prefix / name).exists():
-            os.unlink(prefix / name)
-        remove_tree(entry)
-        if isinstance(error, OSError):
-            raise TykkyError(f"Cannot update {prefix}: {deploy.write_failure(error, prefix)} "
-                             "The installation is unchanged.") from error
-        raise
+        manifest = _stacked_update(session, removals_work)
+    except NeedsRebuild as error:
+        log.info(f"{error.message} Rebuilding the image instead.")
+        return False
+    except TykkyError as error:
+        if removals_work or not any(sign in error.details for sign in OVERLAY_REMOVAL_FAILURES):
+            raise
+        log.warning(f"The update could not run over the image layers ({error.message.rstrip(':')}); "
+                    "rebuilding the image instead")
+        return False
+    if len(manifest.layers) > config.max_layers:
+        _replace_layers(prefix, manifest, layers.compact(prefix, session.runtime, config, session.build))
+    return True
+
+
+def _stacked_update(session: BuildSession, removals_work: bool) -> Manifest:
+    """Run the install step over the existing layers; what it changed becomes a new layer."""
+    config, previous = session.config, session.previous
+    container, upper = layers.stacked_container(session.runtime, session.prefix, previous, config,
+                                                session.build, removals_work)
+    session.mode.fill_tree(config, container)
+    built = session.squash(container, session.build / "layer.sqfs", source=upper,
+                           marker_tree=layers.marker_directory(upper, config))
+    layer = Layer(image=layers.layer_name(built.build_id), target=previous.installation_path, mount=layers.OVERLAY)
+    return session.publish(built, previous.layers + (layer,))
+
+
+def _rebuild_update(session: BuildSession) -> None:
+    """Copy the installation out of its image(s), apply the inputs, squash it into one new image."""
+    config, prefix, previous = session.config, session.prefix, session.previous
+    root, tree = layers.merged_tree(prefix, previous, session.runtime, config, session.build, name="rebuild")
+    container = BuildContainer(session.runtime, prefix / previous.container, config, tree, session.build)
+    session.mode.fill_tree(config, container)
+    built = session.squash(container, session.build / "new.sqfs", source=root)
+    first = previous.layers[0]
+    name = first.image if len(previous.layers) == 1 else layers.layer_name(built.build_id)
+    session.publish(built, (Layer(image=name, target=first.target, mount=first.mount),))
 
 
 def _replace_layers(prefix: Path, before: Manifest, after: Manifest) -> None:
@@ -276,16 +174,18 @@ def check_update_mode(prefix: Path, command: str, modes: Tuple[str, ...]) -> str
                      + how.get(mode, f"update it with `{mode}-containerize update`") + ".")
 
 
-def update_config(config: Config, prefix: Path) -> Config:
-    """An update keeps the choices the installation was built with, adding the new inputs."""
+# What every update keeps of the configuration the installation was built with.
+KEPT_KEYS = ("installation_path", "isolate", "mount_points", "excluded_mount_points", "wrap_all",
+             "add_ld", "wrapper_paths", "enable_site_packages", "python_version", "use_uv", "slim",
+             "container_src", "mask")
+
+
+def update_config(config: Config, prefix: Path, mode_keys: Tuple[str, ...] = ()) -> Config:
+    """An update keeps the choices the installation was built with (KEPT_KEYS and the mode's
+    own mode_keys), adding the new inputs."""
     previous = manifest_module.load(prefix)
-    saved = prefix / history.SHARE / "config.yaml"
-    values = yaml.safe_load(saved.read_text()) if saved.is_file() else {}
-    keep = ("installation_path", "isolate", "mount_points", "excluded_mount_points", "wrap_all",
-            "add_ld", "wrapper_paths", "enable_site_packages", "python_version", "use_uv", "slim",
-            "container_src", "mask")
-    kept = {key: tuple(values[key]) if isinstance(values.get(key), list) else values[key]
-            for key in keep if key in values}
+    values = history.saved_values(prefix, ("modulefile_dir", "modulefile_tcl"))
+    kept = history.saved_values(prefix, KEPT_KEYS + mode_keys)
     kept["installation_path"] = previous.installation_path
     if "gpu" not in config.given_keys:
         kept["gpu"] = previous.gpu or "none"

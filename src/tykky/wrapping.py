@@ -10,12 +10,8 @@ import dataclasses
 import os
 import posixpath
 import re
-import shutil
-from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from tykky import history, layout
-from tykky.config import Config
 from tykky.containers import is_remote
 from tykky.errors import TykkyError
 from tykky.manifest import Manifest
@@ -24,7 +20,6 @@ PYTHON_NAME = re.compile(r"python(\d+(\.\d+)?)?")
 # The dynamic loader searches these anyway; first on LD_LIBRARY_PATH they would override the
 # container's own LD_LIBRARY_PATH (a vendor's newer libraries).
 SYSTEM_LIBRARY_DIRS = ("/lib", "/lib64", "/usr/lib", "/usr/lib64")
-ENVIRON_FILE = "share/tykky/environ.sh"
 
 
 def is_python_name(name: str) -> bool:
@@ -83,35 +78,6 @@ def check_wrapper_paths(paths: Sequence[str], what: str) -> None:
         if ":" in path:
             raise TykkyError(f"The path to wrap {path} contains ':', which the container runtime cannot "
                              "handle. Wrap its directory or a path without ':'.")
-
-
-def stage_inputs(config: Config, build: Path) -> Dict[str, Optional[str]]:
-    """The environ file and pre/post-install commands into the build directory, for the history."""
-    inputs = build / "inputs"
-    inputs.mkdir(exist_ok=True)
-    sources: Dict[str, Optional[str]] = {}
-    if config.environ_file:
-        try:
-            shutil.copyfile(config.environ_file, inputs / "environ.sh")
-        except OSError as exc:
-            raise TykkyError(f"Cannot read the environment file {config.environ_file}: {exc.strerror}. "
-                             "Check the path.") from None
-        sources["environ.sh"] = str(inputs / "environ.sh")
-    for name, commands in (("pre-install.sh", config.pre_install), ("post-install.sh", config.post_install)):
-        if commands:
-            (inputs / name).write_text("\n".join(commands) + "\n")
-            sources[name] = str(inputs / name)
-    return sources
-
-
-def record(root: Path, config: Config, staged: Mapping[str, Optional[str]]) -> None:
-    history.record(root, "new", config, staged)
-    if staged.get("environ.sh"):
-        layout.replace_file(root / ENVIRON_FILE, Path(str(staged["environ.sh"])).read_bytes())
-
-
-def environ_file_name(staged: Mapping[str, Optional[str]]) -> str:
-    return ENVIRON_FILE if staged.get("environ.sh") else ""
 
 
 def absolute_or_remote(source: str) -> str:

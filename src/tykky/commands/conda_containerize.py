@@ -5,11 +5,11 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from tykky import history, installation, lock, log
+from tykky import installation, lock, log
 from tykky.conda_env_file import EnvFile, read_env_file
 from tykky.config import Config, coerce
 from tykky.errors import TykkyError
-from tykky.installation import ModeSteps
+from tykky.modes import ModeSteps
 from tykky.modes.conda import CondaBuild, check_env_name
 
 MODE = "conda"
@@ -33,19 +33,11 @@ def new(config: Config) -> Path:
     return installation.build_new(config, mode_steps(env_file))
 
 
-def _kept_values(prefix: Path) -> Dict[str, Any]:
-    saved = prefix / history.SHARE / "config.yaml"
-    values = yaml.safe_load(saved.read_text()) if saved.is_file() else {}
-    return {key: tuple(values[key]) if isinstance(values[key], list) else values[key]
-            for key in KEPT_KEYS if key in (values or {})}
-
-
 def update(config: Config, prefix: Path) -> None:
     with lock.held(prefix, config.lock_timeout, existing=True):  # from reading the installation to the new one
         installation.check_update_mode(prefix, "conda-containerize", (MODE,))
         env_file = read_env_file(config.env_file) if config.env_file else None
-        config = installation.update_config(config, prefix)
-        config = config.with_values(**_kept_values(prefix))
+        config = installation.update_config(config, prefix, KEPT_KEYS)
         installation.update(config, mode_steps(env_file), prefix)
 
 

@@ -3,12 +3,11 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from tykky import installation, lock, wrapping
+from tykky import history, installation, lock, wrapping
 from tykky.commands import wrap_install as wrap_install_command
 from tykky.config import Config
 from tykky.errors import TykkyError
-from tykky.installation import ModeSteps
-from tykky.modes import pip
+from tykky.modes import ModeSteps, pip
 
 SLIM_CONTAINER = "docker://python:{version}-slim"
 
@@ -16,7 +15,7 @@ SLIM_CONTAINER = "docker://python:{version}-slim"
 def mode_steps() -> ModeSteps:
     return ModeSteps(
         name="pip",
-        stage_inputs=pip.stage_inputs,
+        stage_inputs=history.stage_inputs,
         fill_tree=pip.install,
         wrapper_paths=pip.wrapper_paths,
         python=lambda config: f"{pip.venv_path(config)}/bin/python",

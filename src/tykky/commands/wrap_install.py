@@ -3,12 +3,11 @@ import dataclasses
 from functools import partial
 from pathlib import Path
 
-from tykky import installation, lock, wrapping
+from tykky import history, installation, lock, wrapping
 from tykky.config import Config
 from tykky.errors import TykkyError
-from tykky.installation import ModeSteps
 from tykky.manifest import Manifest
-from tykky.modes import wrap_install
+from tykky.modes import ModeSteps, wrap_install
 
 
 def _finish(config: Config, manifest: Manifest) -> Manifest:
@@ -18,7 +17,7 @@ def _finish(config: Config, manifest: Manifest) -> Manifest:
 def mode_steps(source: Path) -> ModeSteps:
     return ModeSteps(
         name="wrap-install",
-        stage_inputs=wrapping.stage_inputs,
+        stage_inputs=history.stage_inputs,
         fill_tree=partial(wrap_install.fill_tree, source),
         wrapper_paths=lambda config: wrap_install.in_container_paths(config, source),
         python=lambda config: wrap_install.python(config, source),

@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from tykky import conda_activation, conda_backend, conda_listing, hostpip, log, runner
+from tykky import conda_activation, conda_backend, conda_listing, history, hostpip, log, runner
 from tykky.builddir import remove_tree
 from tykky.conda_env_file import EnvFile, merge_channels, merge_specs, spec_name
 from tykky.config import Config
 from tykky.container_exec import BuildContainer, template
 from tykky.errors import NeedsRebuild, TykkyError
-from tykky.modes import pip as pip_mode
 
 STATE_FILE = ".tykky/conda.json"
 BASE_NAME = "base"
@@ -119,7 +118,7 @@ class CondaBuild:
     # -- inputs -----------------------------------------------------------------------------
 
     def stage_inputs(self, config: Config, build: Path) -> Dict[str, Optional[str]]:
-        staged = pip_mode.stage_inputs(config, build)
+        staged = history.stage_inputs(config, build)
         if self.env_file:
             name = "conda-" + os.path.basename(self.env_file.path)
             shutil.copyfile(self.env_file.path, build / "inputs" / name)

@@ -1,9 +1,8 @@
 """pip mode: a venv created inside the container at the installation path."""
 import os
-from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
-from tykky import history, hostpip, log
+from tykky import hostpip, log
 from tykky.config import Config
 from tykky.container_exec import BuildContainer, template
 
@@ -16,22 +15,6 @@ def venv_path(config: Config) -> str:
 
 def wrapper_paths(config: Config) -> List[str]:
     return [f"{venv_path(config)}/bin"] + list(config.wrapper_paths)
-
-
-def stage_inputs(config: Config, build: Path) -> Dict[str, Optional[str]]:
-    """Copy the user's files into the build directory; returns name -> source for the history."""
-    inputs = build / "inputs"
-    inputs.mkdir(exist_ok=True)
-    sources = {"requirements.txt": config.requirements_file or None,
-               "environ.sh": config.environ_file or None}
-    for name, source in sources.items():
-        if source:
-            history.copy_input(source, inputs / name)
-    for name, commands in (("pre-install.sh", config.pre_install), ("post-install.sh", config.post_install)):
-        if commands:
-            (inputs / name).write_text("\n".join(commands) + "\n")
-            sources[name] = str(inputs / name)
-    return sources
 
 
 def install_uv(container: BuildContainer) -> str:
