@@ -38,3 +38,22 @@ def test_record_copies_the_inputs_and_writes_command_config_and_version(tmp_path
 def test_an_unreadable_input_is_named(tmp_path):
     with pytest.raises(TykkyError, match=rf"Cannot read {tmp_path}/missing.txt: No such file"):
         history.copy_input(str(tmp_path / "missing.txt"), tmp_path / "copy")
+
+
+def test_the_environ_file_is_kept_where_launches_read_it(tmp_path):
+    environ = tmp_path / "env.sh"
+    environ.write_text("export A=1\n")
+    prefix = tmp_path / "prefix"
+    entry = history.record(prefix, "new", Config(), {"environ.sh": str(environ)})
+    assert (prefix / history.ENVIRON_FILE).read_text() == (entry / "environ.sh").read_text() == "export A=1\n"
+    history.record(prefix, "update", Config(), {})
+    assert (prefix / history.ENVIRON_FILE).read_text() == "export A=1\n"  # an update without one keeps it
+
+
+def test_an_update_reads_only_the_saved_values_it_keeps(tmp_path):
+    assert history.saved_values(tmp_path, ("isolate",)) == {}
+    (tmp_path / history.SHARE).mkdir(parents=True)
+    (tmp_path / history.SHARE / "config.yaml").write_text("")
+    assert history.saved_values(tmp_path, ("isolate",)) == {}
+    (tmp_path / history.SHARE / "config.yaml").write_text(history.config_snapshot(Config(mount_points=("/s",))))
+    assert history.saved_values(tmp_path, ("mount_points", "nonexistent")) == {"mount_points": ("/s",)}
