@@ -12,7 +12,7 @@ from tykky.conda_env_file import parse_env_text
 from tykky.config import Config
 from tykky.container_exec import BuildContainer
 from tykky.errors import NeedsRebuild, TykkyError
-from tykky.modes.conda import CondaBuild, CondaState
+from tykky.modes.conda import CondaMode, CondaState
 from tykky.runtime import Runtime
 
 CONFIG = Config(default_channels=("site-forge",))
@@ -62,9 +62,7 @@ def phases(fake) -> list:  # type: ignore[no-untyped-def]
 def test_a_new_build_solves_on_the_host_then_runs_the_post_phase_and_keeps_its_state(monkeypatch, tmp_path):
     solver, fake = FakeSolver(monkeypatch, tmp_path), fake_runner(monkeypatch)
     container = new_container(tmp_path)
-    build = CondaBuild(ENV_FILE)
-    assert build.python(CONFIG) == ""
-    build.fill_tree(CONFIG, container)
+    filled = CondaMode(ENV_FILE).fill_tree(CONFIG, container)
     (request,) = solver.requests
     assert request["specs"] == ["python", "numpy"] and request["channels"] == ["file:///c"]
     assert request["target_prefix"] == str(tmp_path / "tree" / "env1") and solver.containers == [None]
@@ -75,7 +73,7 @@ def test_a_new_build_solves_on_the_host_then_runs_the_post_phase_and_keeps_its_s
                                                             specs=("python", "numpy"))
     listing = (tmp_path / "tree" / "env1" / "bin" / "list-packages").read_text()
     assert "numpy" in listing and "# packages in environment at /TYKKY/env1:" in listing
-    assert build.python(CONFIG) == "/TYKKY/env1/bin/python"
+    assert filled.python == "/TYKKY/env1/bin/python"
 
 
 def test_pre_install_commands_run_before_the_solve(monkeypatch, tmp_path):
@@ -90,7 +88,7 @@ def test_pre_install_commands_run_before_the_solve(monkeypatch, tmp_path):
     fake = fake_runner(monkeypatch, effect=lambda argv: order.append(argv[-1]))
     container = new_container(tmp_path)
     (tmp_path / "build" / "inputs" / "pre-install.sh").write_text("echo hi\n")
-    CondaBuild(ENV_FILE).fill_tree(CONFIG, container)
+    CondaMode(ENV_FILE).fill_tree(CONFIG, container)
     assert order == ["pre", "solve", "post"]
     assert fake.calls[0]["env"]["TYKKY_PRE_INSTALL"] == str(tmp_path / "build" / "inputs" / "pre-install.sh")
 
@@ -99,10 +97,9 @@ def test_an_update_without_new_specs_keeps_the_environment(monkeypatch, tmp_path
     solver, fake = FakeSolver(monkeypatch, tmp_path), fake_runner(monkeypatch)
     container = new_container(tmp_path)
     CondaState(env_name="env1", channels=("file:///c",), specs=("python", "numpy")).save(tmp_path / "tree")
-    build = CondaBuild(None)
-    build.fill_tree(CONFIG, container)
+    filled = CondaMode(None).fill_tree(CONFIG, container)
     assert solver.requests == [] and phases(fake) == ["post"]
-    assert build.python(CONFIG) == ""  # an environment without Python: the prefix reads as no venv
+    assert filled.python == ""  # an environment without Python: the prefix reads as no venv
     assert fake.calls[-1]["env"]["TYKKY_NEW_PACKAGES"] == ""
 
 
@@ -111,20 +108,20 @@ def test_an_update_cannot_rename_the_environment(monkeypatch, tmp_path):
     container = new_container(tmp_path, CONFIG.with_values(env_name="other"))
     CondaState(env_name="env1").save(tmp_path / "tree")
     with pytest.raises(TykkyError, match="environment is env1, not other: do not change env_name"):
-        CondaBuild(ENV_FILE).fill_tree(container.config, container)
+        CondaMode(ENV_FILE).fill_tree(container.config, container)
 
 
 def test_a_failed_solve_names_the_file_and_channels(monkeypatch, tmp_path):
     FakeSolver(monkeypatch, tmp_path, failure="solve"), fake_runner(monkeypatch)
     with pytest.raises(TykkyError, match=r"of env.yml cannot be installed from the channels file:///c") as error:
-        CondaBuild(ENV_FILE).fill_tree(CONFIG, new_container(tmp_path))
+        CondaMode(ENV_FILE).fill_tree(CONFIG, new_container(tmp_path))
     assert error.value.details == "    nothing provides numpy"
 
 
 def test_an_overlay_that_cannot_remove_directories_makes_the_update_rebuild(monkeypatch, tmp_path):
     FakeSolver(monkeypatch, tmp_path, failure="needs-removals"), fake_runner(monkeypatch)
     with pytest.raises(NeedsRebuild):
-        CondaBuild(ENV_FILE).fill_tree(CONFIG, new_container(tmp_path))
+        CondaMode(ENV_FILE).fill_tree(CONFIG, new_container(tmp_path))
 
 
 def test_an_update_over_layers_reads_a_view_and_writes_into_the_writable_layer(monkeypatch, tmp_path):
@@ -145,7 +142,7 @@ def test_an_update_over_layers_reads_a_view_and_writes_into_the_writable_layer(m
     container = BuildContainer(Runtime("apptainer", "/usr/bin/apptainer", (1, 4, 5)), tmp_path / "c.sif", CONFIG,
                                None, build_dir, overlays=("/p/img.sqfs:ro", str(build_dir / "overlay")),
                                lower_removals=False)
-    CondaBuild(ENV_FILE).fill_tree(CONFIG, container)
+    CondaMode(ENV_FILE).fill_tree(CONFIG, container)
     (request,) = solver.requests
     assert solver.containers == [container]  # the installer runs inside, over the layers
     assert request["target_prefix"] == "/TYKKY/env1" and request["keep_installed"] is True

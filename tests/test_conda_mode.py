@@ -5,7 +5,7 @@ from tykky.commands.conda_containerize import advanced_values
 from tykky.conda_env_file import parse_env_text
 from tykky.config import Config
 from tykky.errors import TykkyError
-from tykky.modes.conda import CondaBuild, CondaState, check_env_name, resolve_channels, wrapper_paths
+from tykky.modes.conda import CondaMode, CondaState, check_env_name, resolve_channels, wrapper_paths
 
 CONFIG = Config(installation_path="/TYKKY", default_channels=("site-forge",))
 
@@ -41,7 +41,7 @@ def env(text, path="env.yml"):
 
 def test_update_keeps_previous_specs_and_adds_new_ones():
     previous = CondaState(env_name="env1", channels=("file:///c",), specs=("python=3.11", "numpy"))
-    build = CondaBuild(env("channels: [file:///d]\ndependencies:\n  - numpy >=2\n  - scipy\n"))
+    build = CondaMode(env("channels: [file:///d]\ndependencies:\n  - numpy >=2\n  - scipy\n"))
     state, explicit = build._wanted_state(CONFIG, previous)
     assert state.specs == ("python=3.11", "numpy >=2", "scipy")
     assert state.channels == ("file:///c", "file:///d")
@@ -49,23 +49,23 @@ def test_update_keeps_previous_specs_and_adds_new_ones():
 
 
 def test_pip_is_added_when_a_pip_section_needs_it():
-    build = CondaBuild(env("channels: [file:///c]\ndependencies:\n  - python\n  - pip:\n    - six\n"))
+    build = CondaMode(env("channels: [file:///c]\ndependencies:\n  - python\n  - pip:\n    - six\n"))
     state, _ = build._wanted_state(CONFIG, None)
     assert state.specs == ("python", "pip")
 
 
 def test_mamba_adds_a_base_environment():
-    build = CondaBuild(env("channels: [file:///c]\ndependencies:\n  - python\n"))
+    build = CondaMode(env("channels: [file:///c]\ndependencies:\n  - python\n"))
     state, _ = build._wanted_state(CONFIG.with_values(use_mamba=True), None)
     assert state.base_specs == ("conda", "mamba")
 
 
 def test_explicit_list_cannot_update():
     explicit = env("@EXPLICIT\nfile:///c/noarch/a-1-0.tar.bz2\n", "spec.txt")
-    state, urls = CondaBuild(explicit)._wanted_state(CONFIG, None)
+    state, urls = CondaMode(explicit)._wanted_state(CONFIG, None)
     assert urls == ["file:///c/noarch/a-1-0.tar.bz2"]
     with pytest.raises(TykkyError, match="explicit list"):
-        CondaBuild(explicit)._wanted_state(CONFIG, CondaState(env_name="env1"))
+        CondaMode(explicit)._wanted_state(CONFIG, CondaState(env_name="env1"))
 
 
 def test_advanced_yaml_in_tykky_format(tmp_path, monkeypatch):
@@ -109,7 +109,7 @@ def test_nocache_gives_the_solver_a_throwaway_package_cache(tmp_path):
 
     container = SimpleNamespace(tree=tmp_path / "tree", build=tmp_path / "build", lower_removals=True)
     state = CondaState(env_name="env1", channels=("file:///c",), specs=("a",))
-    build = CondaBuild(None)
+    build = CondaMode(None)
     assert build._request(CONFIG, container, state, [])["cache_dir"] is None
     request = build._request(CONFIG.with_values(no_cache=True), container, state, [])
     assert request["cache_dir"] == str(tmp_path / "build" / "pkgs")

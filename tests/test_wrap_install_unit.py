@@ -114,3 +114,15 @@ def test_an_update_runs_both_hooks_over_the_layers(monkeypatch, tmp_path):
         (tmp_path / "inputs" / name).write_text("true\n")
     wrap_install.run_update_hooks(container.config, container)
     assert [argv[-2] for argv in fake.argvs] == ["pre-install", "post-install"]
+
+
+def test_the_update_mode_runs_only_the_hooks_over_the_layers_and_returns_the_python(monkeypatch, tmp_path):
+    fake = fake_runner(monkeypatch)
+    container = dataclasses.replace(hook_container(tmp_path, Config(wrapper_paths=("/TYKKY/bin",))), tree=None)
+    (tmp_path / "inputs" / "post-install.sh").write_text("true\n")
+    mode = wrap_install.WrapInstallMode(Path("/TYKKY"), updating=True)
+    assert mode.layered_update and not wrap_install.WrapInstallMode(tmp_path).layered_update
+    filled = mode.fill_tree(container.config, container)  # no tree: it would refuse to copy
+    assert [argv[-2] for argv in fake.argvs] == ["post-install"]
+    assert filled.python == "/TYKKY/bin/python3:/TYKKY/bin/python"
+    assert mode.wrapper_paths(container.config) == ["/TYKKY/bin"]

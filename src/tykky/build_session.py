@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Tuple
 
-from tykky import containers, deploy, history, interrupts, layers, layout, program
+from tykky import deploy, history, interrupts, layers, layout, program
 from tykky.builddir import remove_tree
 from tykky.config import Config
 from tykky.container_exec import BuildContainer
 from tykky.errors import TykkyError
 from tykky.image_build import make_manifest, new_build_id, squash_tree
 from tykky.manifest import Layer, Manifest
-from tykky.modes import ModeSteps
+from tykky.modes import Filled, Mode
 from tykky.probe import ProbeResult, probe
 from tykky.runtime import Runtime
 
@@ -42,6 +42,7 @@ class Built:
     """A filled tree, listed and (for modes with an image) squashed, not yet published."""
 
     container: BuildContainer
+    filled: Filled
     build_id: str
     found: ProbeResult
     image: Optional[Path]  # the new squashfs image in the build directory; None without one
@@ -50,31 +51,32 @@ class Built:
 @dataclass(frozen=True)
 class BuildSession:
     config: Config
-    mode: ModeSteps
+    mode: Mode
     runtime: Runtime
     build: Path
     prefix: Path
     previous: Optional[Manifest]  # the installation an update replaces; None for a new one
     staged: Mapping[str, Optional[str]]
 
-    def squash(self, container: BuildContainer, image: Path, source: Optional[Path] = None,
-               marker_tree: Optional[Path] = None) -> Built:
-        """List the programs and, for a mode with an image, squash source into image."""
-        paths, python = self.mode.wrapper_paths(self.config), self.mode.python(self.config)
+    def fill_and_squash(self, container: BuildContainer, image: Path, source: Optional[Path] = None,
+                        marker_tree: Optional[Path] = None) -> Built:
+        """Fill the tree, list the programs and, for a mode with an image, squash source into image."""
+        filled = self.mode.fill_tree(self.config, container)
+        paths = self.mode.wrapper_paths(self.config)
         if not self.mode.has_image:
-            return Built(container, new_build_id(), probe(container, paths, python), None)
-        build_id, found = squash_tree(self.config, container, paths, image, python=python, source=source,
+            return Built(container, filled, new_build_id(), probe(container, paths, filled.python), None)
+        build_id, found = squash_tree(self.config, container, paths, image, python=filled.python, source=source,
                                       marker_tree=marker_tree)
-        return Built(container, build_id, found, image)
+        return Built(container, filled, build_id, found, image)
 
     def manifest(self, built: Built, container_name: str, stack: Tuple[Layer, ...]) -> Manifest:
-        config, mode, container = self.config, self.mode, built.container
+        config, mode, filled = self.config, self.mode, built.filled
         kept = self.previous.environ_file if self.previous else ""
-        manifest = make_manifest(config, container, built.found, mode=mode.name, build_id=built.build_id,
+        manifest = make_manifest(config, built.container, built.found, mode=mode.name, build_id=built.build_id,
                                  container_name=container_name, image_name=stack[0].image if stack else "",
-                                 environment=mode.environment(config, container),
+                                 environment=filled.environment,
                                  environ_file=history.ENVIRON_FILE if self.staged.get("environ.sh") else kept,
-                                 activation=mode.activation(config, container), layers=stack)
+                                 activation=filled.activation, layers=stack)
         if not stack:
             manifest = dataclasses.replace(manifest, layers=())
         return mode.finish_manifest(config, manifest)
@@ -116,11 +118,7 @@ class BuildSession:
         stage.mkdir()
         if built.image is not None:
             os.replace(built.image, stage / stack[-1].image)
-        if self.mode.place_container:
-            container_name = self.mode.place_container(container_image, self.config, stage)
-        else:
-            container_name = containers.place(container_image, self.config.container_src,
-                                              stage / self.config.container_image, self.config)
+        container_name = self.mode.place_container(container_image, self.config, stage)
         manifest = self.manifest(built, container_name, stack)
         self._write(stage, manifest, "new")
         deploy.deploy_new(stage, self.prefix)

@@ -16,10 +16,10 @@ from tykky.config import Config
 from tykky.container_exec import BuildContainer
 from tykky.errors import NeedsRebuild, TykkyError
 from tykky.manifest import Layer, Manifest
-from tykky.modes import ModeSteps
+from tykky.modes import Mode
 from tykky.runtime import find_runtime
 
-__all__ = ["ModeSteps", "build_new", "check_update_mode", "compact", "launcher_interpreter", "update",
+__all__ = ["Mode", "build_new", "check_update_mode", "compact", "launcher_interpreter", "update",
            "update_config"]
 # How an install step's failure reads when the overlay could not remove a lower directory.
 OVERLAY_REMOVAL_FAILURES = ("Invalid cross-device link", "Input/output error", "[Errno 18]", "[Errno 5]")
@@ -37,7 +37,7 @@ def _check_inputs(config: Config) -> None:
         inputs.check_shell_syntax(config.environ_file, "environment file")
 
 
-def build_new(config: Config, mode: ModeSteps) -> Path:
+def build_new(config: Config, mode: Mode) -> Path:
     """Build an installation at config.installation_prefix; nothing is left behind on failure."""
     prefix = Path(config.installation_prefix).absolute()
     _check_inputs(config)
@@ -52,20 +52,19 @@ def build_new(config: Config, mode: ModeSteps) -> Path:
     return prefix
 
 
-def _build_new(config: Config, mode: ModeSteps, prefix: Path) -> None:
+def _build_new(config: Config, mode: Mode, prefix: Path) -> None:
     runtime = find_runtime(config.singularity_executable_path)
     with build_directory(config.build_tmpdir_base, config.debug_keep_files) as build:
         image = containers.obtain(config.container_src, runtime, build)
         session = BuildSession(config, mode, runtime, build, prefix, None, mode.stage_inputs(config, build))
         squash_source, tree = layers.new_tree(build, config) if mode.has_image else (None, None)
         container = BuildContainer(runtime, image, config, tree, build)
-        mode.fill_tree(config, container)
-        built = session.squash(container, build / "new.sqfs", source=squash_source)
+        built = session.fill_and_squash(container, build / "new.sqfs", source=squash_source)
         stack = (layers.first_layer(config),) if mode.has_image else ()
         session.publish(built, stack, container_image=image)
 
 
-def update(config: Config, mode: ModeSteps, prefix: Path) -> None:
+def update(config: Config, mode: Mode, prefix: Path) -> None:
     """Apply new inputs to an installation; running programs keep the images they opened.
 
     The writer lock is held from reading the installation to putting the new one in place
@@ -126,9 +125,8 @@ def _stacked_update(session: BuildSession, removals_work: bool) -> Manifest:
     config, previous = session.config, session.previous
     container, upper = layers.stacked_container(session.runtime, session.prefix, previous, config,
                                                 session.build, removals_work)
-    session.mode.fill_tree(config, container)
-    built = session.squash(container, session.build / "layer.sqfs", source=upper,
-                           marker_tree=layers.marker_directory(upper, config))
+    built = session.fill_and_squash(container, session.build / "layer.sqfs", source=upper,
+                                    marker_tree=layers.marker_directory(upper, config))
     layer = Layer(image=layers.layer_name(built.build_id), target=previous.installation_path, mount=layers.OVERLAY)
     return session.publish(built, previous.layers + (layer,))
 
@@ -138,8 +136,7 @@ def _rebuild_update(session: BuildSession) -> None:
     config, prefix, previous = session.config, session.prefix, session.previous
     root, tree = layers.merged_tree(prefix, previous, session.runtime, config, session.build, name="rebuild")
     container = BuildContainer(session.runtime, prefix / previous.container, config, tree, session.build)
-    session.mode.fill_tree(config, container)
-    built = session.squash(container, session.build / "new.sqfs", source=root)
+    built = session.fill_and_squash(container, session.build / "new.sqfs", source=root)
     first = previous.layers[0]
     name = first.image if len(previous.layers) == 1 else layers.layer_name(built.build_id)
     session.publish(built, (Layer(image=name, target=first.target, mount=first.mount),))

@@ -1,27 +1,19 @@
 """conda-containerize new|update|advanced: an environment file in, a containerized conda env out."""
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import yaml
 
 from tykky import installation, lock, log
-from tykky.conda_env_file import EnvFile, read_env_file
+from tykky.conda_env_file import read_env_file
 from tykky.config import Config, coerce
 from tykky.errors import TykkyError
-from tykky.modes import ModeSteps
-from tykky.modes.conda import CondaBuild, check_env_name
+from tykky.modes.conda import CondaMode, check_env_name
 
 MODE = "conda"
 # Chosen when the installation was made; an update keeps them.
 KEPT_KEYS = ("env_name", "use_mamba", "activate_scripts_at_launch", "channel_alias", "default_channels")
-
-
-def mode_steps(env_file: Optional[EnvFile]) -> ModeSteps:
-    build = CondaBuild(env_file)
-    return ModeSteps(name=MODE, stage_inputs=build.stage_inputs, fill_tree=build.fill_tree,
-                     wrapper_paths=build.wrapper_paths, python=build.python, activation=build.activation,
-                     layered_update=True)
 
 
 def new(config: Config) -> Path:
@@ -30,7 +22,7 @@ def new(config: Config) -> Path:
                          "list or a list of package specs), or set env_file.")
     env_file = read_env_file(config.env_file)
     check_env_name(config)
-    return installation.build_new(config, mode_steps(env_file))
+    return installation.build_new(config, CondaMode(env_file))
 
 
 def update(config: Config, prefix: Path) -> None:
@@ -38,7 +30,7 @@ def update(config: Config, prefix: Path) -> None:
         installation.check_update_mode(prefix, "conda-containerize", (MODE,))
         env_file = read_env_file(config.env_file) if config.env_file else None
         config = installation.update_config(config, prefix, KEPT_KEYS)
-        installation.update(config, mode_steps(env_file), prefix)
+        installation.update(config, CondaMode(env_file), prefix)
 
 
 def _commands(value: Any, key: str, source: str) -> List[str]:

@@ -3,24 +3,13 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from tykky import history, installation, lock, wrapping
+from tykky import installation, lock, wrapping
 from tykky.commands import wrap_install as wrap_install_command
 from tykky.config import Config
 from tykky.errors import TykkyError
-from tykky.modes import ModeSteps, pip
+from tykky.modes.pip import PipMode
 
 SLIM_CONTAINER = "docker://python:{version}-slim"
-
-
-def mode_steps() -> ModeSteps:
-    return ModeSteps(
-        name="pip",
-        stage_inputs=history.stage_inputs,
-        fill_tree=pip.install,
-        wrapper_paths=pip.wrapper_paths,
-        python=lambda config: f"{pip.venv_path(config)}/bin/python",
-        layered_update=True,
-    )
 
 
 def container_source(container: Optional[str]) -> Optional[str]:
@@ -59,7 +48,7 @@ def new(config: Config) -> Path:
     check_wrapper_paths(config.wrapper_paths)
     if config.slim:
         config = slim_config(config)
-    return installation.build_new(config, mode_steps())
+    return installation.build_new(config, PipMode())
 
 
 def update(config: Config, prefix: Path) -> None:
@@ -67,4 +56,4 @@ def update(config: Config, prefix: Path) -> None:
         if installation.check_update_mode(prefix, "pip-containerize", ("pip", "wrap-install")) == "wrap-install":
             wrap_install_command.update(config, prefix)
             return
-        installation.update(installation.update_config(config, prefix), mode_steps(), prefix)
+        installation.update(installation.update_config(config, prefix), PipMode(), prefix)

@@ -24,4 +24,4 @@ def new(config: Config, container_src: str) -> Path:
     """Wrap config.wrapper_paths of container_src into config.installation_prefix."""
     config = config.with_values(container_src=wrapping.absolute_or_remote(container_src))
     check_paths(config)
-    return installation.build_new(config, wrap_container.mode_steps())
+    return installation.build_new(config, wrap_container.WrapContainerMode())

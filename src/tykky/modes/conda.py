@@ -24,10 +24,13 @@ from tykky.conda_env_file import EnvFile, merge_channels, merge_specs, spec_name
 from tykky.config import Config
 from tykky.container_exec import BuildContainer, template
 from tykky.errors import NeedsRebuild, TykkyError
+from tykky.modes import Filled, Mode
 
 STATE_FILE = ".tykky/conda.json"
 BASE_NAME = "base"
 MAMBA_SPECS = ("conda", "mamba")
+# In the build directory: the environment dumps the container writes, read for the activation.
+CAPTURE_DIRECTORY = "conda-out"
 _ENV_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
@@ -107,13 +110,22 @@ class CondaState:
                                     "variables": self.variables}, indent=1) + "\n")
 
 
-class CondaBuild:
-    """The steps of one conda build; keeps what a later step needs (the tree, the capture)."""
+def env_python(config: Config, tree: Path) -> str:
+    """The env's Python, when it has one: the prefix then reads as a venv of it."""
+    if os.path.lexists(tree / config.env_name / "bin" / "python"):
+        return f"{env_path(config)}/bin/python"
+    return ""
+
+
+class CondaMode(Mode):
+    """The steps of a conda build. What one build finds (the tree it reads, the activation
+    captured in the container) is passed along and returned, never kept on the mode."""
+
+    name = "conda"
+    layered_update = True
 
     def __init__(self, env_file: Optional[EnvFile]) -> None:
         self.env_file = env_file
-        self.tree: Optional[Path] = None
-        self.out: Optional[Path] = None
 
     # -- inputs -----------------------------------------------------------------------------
 
@@ -128,43 +140,36 @@ class CondaBuild:
     def wrapper_paths(self, config: Config) -> List[str]:
         return wrapper_paths(config)
 
-    def python(self, config: Config) -> str:
-        """The env's Python, when it has one: the prefix then reads as a venv of it."""
-        if self.tree and os.path.lexists(self.tree / config.env_name / "bin" / "python"):
-            return f"{env_path(config)}/bin/python"
-        return ""
-
-    def activation(self, config: Config, container: BuildContainer) -> Optional[Mapping[str, Any]]:
-        if self.out is None:
-            return None
-        return conda_activation.activation_block(self.out, env_path(config), config.activate_scripts_at_launch)
-
     # -- the build ----------------------------------------------------------------------------
 
-    def fill_tree(self, config: Config, container: BuildContainer) -> None:
+    def fill_tree(self, config: Config, container: BuildContainer) -> Filled:
         check_env_name(config)
-        self.out = container.build / "conda-out"
-        self.out.mkdir(exist_ok=True)
-        self.tree = container.tree if container.tree is not None else export_view(config, container)
-        previous = CondaState.load(self.tree)
+        out = container.build / CAPTURE_DIRECTORY
+        out.mkdir(exist_ok=True)
+        tree = container.tree if container.tree is not None else export_view(config, container)
+        previous = CondaState.load(tree)
         if previous and previous.env_name != config.env_name:
             raise TykkyError(f"The installation's environment is {previous.env_name}, not {config.env_name}: "
                              "do not change env_name in an update.")
         inputs = container.build / "inputs"
         if (inputs / "pre-install.sh").is_file():
-            self._run_script(config, container, "pre", {"TYKKY_PRE_INSTALL": str(inputs / "pre-install.sh")})
-        state, new_packages = self._install_packages(config, container, previous)
-        self._run_script(config, container, "post", self._post_variables(config, container, state, new_packages))
+            self._run_script(config, container, tree, "pre", {"TYKKY_PRE_INSTALL": str(inputs / "pre-install.sh")})
+        state, new_packages = self._install_packages(config, container, tree, previous)
+        self._run_script(config, container, tree, "post",
+                         self._post_variables(config, container, state, new_packages))
         written = container.tree
         if written is None:
             # Over image layers: read the records as installed now, write into the writable layer.
-            written, self.tree = container.writable_tree(), export_view(config, container)
-        conda_listing.write_list_packages(written / config.env_name, env_path(config), self.tree / config.env_name)
+            written, tree = container.writable_tree(), export_view(config, container)
+        conda_listing.write_list_packages(written / config.env_name, env_path(config), tree / config.env_name)
         state.save(written)
+        return Filled(python=env_python(config, tree),
+                      activation=conda_activation.activation_block(out, env_path(config),
+                                                                   config.activate_scripts_at_launch))
 
-    def _install_packages(self, config: Config, container: BuildContainer,
+    def _install_packages(self, config: Config, container: BuildContainer, tree: Path,
                           previous: Optional[CondaState]) -> Tuple[CondaState, List[str]]:
-        state, explicit = self._wanted_state(config, previous)
+        state, explicit = self._wanted_state(config, previous, tree)
         unchanged = previous is not None and not explicit and state.specs == previous.specs \
             and state.channels == previous.channels and state.base_specs == previous.base_specs
         if unchanged:
@@ -216,7 +221,8 @@ class CondaBuild:
                        "installed again, or set rattler_path.",
         }.get(kind, "The conda solver failed unexpectedly; run with CW_LOG_LEVEL=3 for details and report it.")
 
-    def _wanted_state(self, config: Config, previous: Optional[CondaState]) -> Tuple[CondaState, List[str]]:
+    def _wanted_state(self, config: Config, previous: Optional[CondaState],
+                      tree: Optional[Path] = None) -> Tuple[CondaState, List[str]]:
         env_file = self.env_file
         state = previous or CondaState(env_name=config.env_name)
         state = CondaState(env_name=state.env_name, channels=state.channels, specs=state.specs,
@@ -233,7 +239,7 @@ class CondaBuild:
             state.channels = merge_channels(state.channels, resolve_channels(config, channels))
             state.specs = merge_specs(state.specs, env_file.specs)
             state.variables.update(env_file.variables)
-        if self._needs_pip(config, container_tree=self.tree) and "pip" not in {spec_name(s) for s in state.specs} \
+        if self._needs_pip(config, container_tree=tree) and "pip" not in {spec_name(s) for s in state.specs} \
                 and not explicit:
             log.info("Adding pip to the environment: the pip: section and -r need it")
             state.specs = state.specs + ("pip",)
@@ -259,20 +265,21 @@ class CondaBuild:
 
     # -- inside the container -------------------------------------------------------------------
 
-    def _base_variables(self, config: Config, container: BuildContainer) -> Dict[str, str]:
+    def _base_variables(self, config: Config, container: BuildContainer, tree: Path) -> Dict[str, str]:
         script = container.build / "conda_build.sh"
         if not script.is_file():
             script.write_text(template("conda_build.sh"))
         variables = {"TYKKY_ENV": env_path(config), "TYKKY_ENV_NAME": config.env_name,
-                     "TYKKY_WORKDIR": os.getcwd(), "TYKKY_SCRIPT": str(script), "TYKKY_OUT": str(self.out),
+                     "TYKKY_WORKDIR": os.getcwd(), "TYKKY_SCRIPT": str(script),
+                     "TYKKY_OUT": str(container.build / CAPTURE_DIRECTORY),
                      "TYKKY_NO_CACHE": "yes" if config.no_cache else "no"}
-        if self.tree is not None and (self.tree / BASE_NAME / "conda-meta").is_dir():
+        if (tree / BASE_NAME / "conda-meta").is_dir():
             variables["TYKKY_CONDA_BASE"] = base_path(config)
         return variables
 
-    def _run_script(self, config: Config, container: BuildContainer, phase: str,
+    def _run_script(self, config: Config, container: BuildContainer, tree: Path, phase: str,
                     variables: Mapping[str, str]) -> None:
-        all_variables = dict(self._base_variables(config, container), **variables)
+        all_variables = dict(self._base_variables(config, container, tree), **variables)
         what = {"pre": "running the pre-install commands",
                 "post": "installing the pip packages and running the post-install commands"}[phase]
         container.run(["/bin/bash", all_variables["TYKKY_SCRIPT"], phase], what=what, variables=all_variables)

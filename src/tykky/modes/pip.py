@@ -5,6 +5,7 @@ from typing import Dict, List
 from tykky import hostpip, log
 from tykky.config import Config
 from tykky.container_exec import BuildContainer, template
+from tykky.modes import Filled, Mode
 
 VENV_NAME = "venv"
 
@@ -48,3 +49,17 @@ def install(config: Config, container: BuildContainer) -> None:
     log.info("Installing into the virtual environment inside the container")
     container.run(["/bin/bash", "-c", template("pip_install.sh"), "pip_install"],
                   what="installing the Python packages", variables=build_variables(config, container))
+
+
+class PipMode(Mode):
+    """A venv at <installation_path>/venv, made and extended by pip inside the container."""
+
+    name = "pip"
+    layered_update = True
+
+    def fill_tree(self, config: Config, container: BuildContainer) -> Filled:
+        install(config, container)
+        return Filled(python=f"{venv_path(config)}/bin/python")
+
+    def wrapper_paths(self, config: Config) -> List[str]:
+        return wrapper_paths(config)

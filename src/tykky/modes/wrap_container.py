@@ -6,13 +6,13 @@ lists every program, so wrapping all of /usr/bin costs little more than copying 
 """
 import os
 from pathlib import Path
+from typing import List
 
-from tykky import containers, history, wrapping
+from tykky import containers, wrapping
 from tykky.config import Config
+from tykky.container_exec import BuildContainer
 from tykky.manifest import Manifest
-from tykky.modes import ModeSteps
-
-NAME = "wrap-container"
+from tykky.modes import Filled, Mode
 
 
 def place(image: Path, config: Config, stage: Path) -> str:
@@ -25,17 +25,20 @@ def place(image: Path, config: Config, stage: Path) -> str:
     return containers.place(image, config.container_src, stage / config.container_image, config)
 
 
-def _finish(config: Config, manifest: Manifest) -> Manifest:
-    return wrapping.finish_manifest(manifest)
+class WrapContainerMode(Mode):
+    """No tree and no image: the probe lists the -w paths' programs in the container itself."""
 
+    name = "wrap-container"
+    has_image = False
 
-def mode_steps() -> ModeSteps:
-    return ModeSteps(
-        name=NAME,
-        stage_inputs=history.stage_inputs,
-        wrapper_paths=lambda config: list(config.wrapper_paths),
-        python=lambda config: wrapping.python_candidates(config.wrapper_paths),
-        finish_manifest=_finish,
-        has_image=False,
-        place_container=place,
-    )
+    def fill_tree(self, config: Config, container: BuildContainer) -> Filled:
+        return Filled(python=wrapping.python_candidates(config.wrapper_paths))
+
+    def wrapper_paths(self, config: Config) -> List[str]:
+        return list(config.wrapper_paths)
+
+    def finish_manifest(self, config: Config, manifest: Manifest) -> Manifest:
+        return wrapping.finish_manifest(manifest)
+
+    def place_container(self, image: Path, config: Config, stage: Path) -> str:
+        return place(image, config, stage)

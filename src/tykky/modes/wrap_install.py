@@ -10,12 +10,13 @@ import shutil
 from pathlib import Path
 from typing import List
 
-from tykky import log
+from tykky import log, wrapping
 from tykky._compat import copy_tree_into
 from tykky.config import Config
 from tykky.container_exec import BuildContainer
 from tykky.errors import TykkyError
-from tykky.wrapping import python_candidates
+from tykky.manifest import Manifest
+from tykky.modes import Filled, Mode
 
 # Characters the runtime's --bind syntax cannot carry.
 UNBINDABLE = (",", ":")
@@ -69,7 +70,7 @@ def in_container_paths(config: Config, source: Path) -> List[str]:
 
 
 def python(config: Config, source: Path) -> str:
-    return python_candidates(in_container_paths(config, source))
+    return wrapping.python_candidates(in_container_paths(config, source))
 
 
 def copy_tree(source: Path, tree: Path) -> None:
@@ -110,3 +111,28 @@ def fill_tree(source: Path, config: Config, container: BuildContainer) -> None:
     run_hook(config, container, "pre-install.sh", "pre-install")
     copy_tree(source, container.tree)
     run_hook(config, container, "post-install.sh", "post-install")
+
+
+class WrapInstallMode(Mode):
+    """DIR copied into the tree between the pre- and post-install commands; an update runs
+    only the commands, over the installation's layers (DIR is not needed: it may be gone)."""
+
+    name = "wrap-install"
+
+    def __init__(self, source: Path, updating: bool = False) -> None:
+        self.source = source
+        self.updating = updating
+        self.layered_update = updating
+
+    def fill_tree(self, config: Config, container: BuildContainer) -> Filled:
+        if self.updating:
+            run_update_hooks(config, container)
+        else:
+            fill_tree(self.source, config, container)
+        return Filled(python=python(config, self.source))
+
+    def wrapper_paths(self, config: Config) -> List[str]:
+        return in_container_paths(config, self.source)
+
+    def finish_manifest(self, config: Config, manifest: Manifest) -> Manifest:
+        return wrapping.finish_manifest(manifest)
