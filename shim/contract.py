@@ -36,7 +36,7 @@ MANIFEST_SCHEMA = {
     "runtime": {"path": str, "name": str, "version": Default(str, "")},
     "container": str,
     # mount "overlay": stacked at the container root; "image-src": bound at target.
-    "layers": [{"image": str, "target": str, "mount": Default(str, "image-src")}],
+    "layers": [{"image": str, "target": str, "mount": Default(str, "image-src"), "size": Default(int, 0)}],
     "installation_path": str,
     "binds": {"isolate": bool, "mount_points": Default(STRINGS, []), "excluded_mount_points": Default(STRINGS, [])},
     "targets": {"*": str},

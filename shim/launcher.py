@@ -46,10 +46,14 @@ def read_manifest(prefix):
 def check_images(prefix, container, manifest):
     """The container and every layer must be readable: else the runtime fails with a message
     that does not say which installation is damaged. Only cold launches pay this."""
-    for path in [container] + [os.path.join(prefix, layer["image"]) for layer in manifest["layers"]]:
+    for path, size in [(container, 0)] + [(os.path.join(prefix, layer["image"]), layer["size"])
+                                          for layer in manifest["layers"]]:
         if not os.access(path, os.R_OK):
             problem = "cannot be read" if os.path.lexists(path) else "is missing"
             raise damaged(prefix, "its image %s %s" % (path, problem))
+        if size and os.stat(path).st_size != size:
+            raise damaged(prefix, "its image %s has %d bytes, not the %d it was built with (truncated or "
+                                  "half-copied)" % (path, os.stat(path).st_size, size))
 
 
 def resolve_invocation(invoked, prefix):

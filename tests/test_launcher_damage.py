@@ -139,3 +139,15 @@ def test_an_unexpected_error_gives_one_line_and_a_traceback_only_when_asked(laun
         assert errors.splitlines()[-1].startswith("tykky: cannot start ")
         assert "unexpected ZeroDivisionError: a bug" in errors
         assert ("Traceback" in errors) is traceback
+
+
+def test_a_truncated_layer_gives_one_line(prefix):
+    """The manifest records each layer's size when it is placed; a launch compares it."""
+    image = prefix / "img.sqfs"
+    image.write_bytes(b"\0" * 4096)
+    manifest_module.write(manifest_module.load(prefix), prefix)
+    assert json.loads((prefix / manifest_module.MANIFEST_PATH).read_text())["layers"][0]["size"] == 4096
+    assert launch(prefix).returncode == 0
+    with open(image, "r+b") as handle:
+        handle.truncate(1000)
+    assert_one_line_about(launch(prefix), prefix, f"its image {image} has 1000 bytes, not the 4096 it was built with")

@@ -5,6 +5,7 @@ It holds no absolute host path of the installation itself, so an installation mo
 format, keys and defaults are the contract's (shim/contract.py), which the launcher reads by:
 what is written here is checked against it, and what is read back is converted by it.
 """
+import dataclasses
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,9 @@ class Layer:
     # "overlay": stacked at the container root (content under target's path), later layers win;
     # "image-src": bound at target, for trees whose target a host bind would hide.
     mount: str = SCHEMA["layers"][0]["mount"].value
+    # Its size in bytes when it was placed (written by `write`): a launch tells a truncated or
+    # half-copied image by it, where the runtime would only fail on it. 0: not recorded.
+    size: int = SCHEMA["layers"][0]["size"].value
 
 
 @dataclass(frozen=True)
@@ -168,5 +172,13 @@ def write(manifest: Manifest, prefix: Path) -> None:
     path = prefix / MANIFEST_PATH
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".manifest.{os.getpid()}.tmp")
-    temporary.write_text(manifest.to_json())
+    sized = tuple(dataclasses.replace(layer, size=_size_of(prefix / layer.image)) for layer in manifest.layers)
+    temporary.write_text(dataclasses.replace(manifest, layers=sized).to_json())
     os.replace(temporary, path)
+
+
+def _size_of(image: Path) -> int:
+    try:
+        return image.stat().st_size
+    except OSError:
+        return 0
