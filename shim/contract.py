@@ -61,9 +61,13 @@ class Damaged(ValueError):
     """The manifest cannot be read as tykky writes it; the message says what is wrong."""
 
 
-def read_manifest(prefix):
-    """The manifest of the installation at prefix, in the current format with every default."""
+def read_manifest(prefix, copy=None):
+    """The manifest of the installation at prefix, in the current format with every default:
+    from copy (what manifest_copy made, which the launcher stub carries) while manifest.json is
+    the file it was copied from, else from the file."""
     path = prefix + "/" + MANIFEST_PATH
+    if copy is not None and file_identity(path) == copy["identity"]:
+        return upgraded(copy["manifest"])
     try:
         manifest = read_json(path)
     except OSError as error:
@@ -76,6 +80,40 @@ def read_manifest(prefix):
         return upgraded(manifest)
     except Damaged as error:
         raise Damaged("its manifest %s %s" % (path, error)) from None
+
+
+def manifest_copy(prefix):
+    """manifest.json as parsed, with the identity of the file it was read from, for the launcher
+    stub to carry (a launch then opens no manifest: a metadata request on a parallel filesystem);
+    None when it is not a manifest this version reads."""
+    import os
+
+    path = prefix + "/" + MANIFEST_PATH
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+            identity = identity_of(os.fstat(handle.fileno()))
+        if manifest_problem(upgraded(parse_json(data))):
+            return None
+        # As parsed, not converted: a launch converts the copy as it converts the file.
+        return {"manifest": parse_json(data), "identity": identity}
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def file_identity(path):
+    import os
+
+    try:
+        return identity_of(os.stat(path))
+    except OSError:
+        return None
+
+
+def identity_of(info):
+    """Which file a manifest is: inode and size (a manifest is replaced by a rename, never
+    rewritten in place). Not its time stamps: parallel filesystem clients differ in their precision."""
+    return [info.st_ino, info.st_size]
 
 
 def upgraded(manifest):
@@ -114,7 +152,11 @@ def with_defaults(value, schema=MANIFEST_SCHEMA):
 def read_json(path):
     """The value of a JSON file; ValueError saying what is wrong with its text, OSError as raised."""
     with open(path, "rb") as handle:
-        data = handle.read()
+        return parse_json(handle.read())
+
+
+def parse_json(data):
+    """The value of JSON text (bytes); ValueError saying what is wrong with it."""
     try:
         # The C scanner avoids importing json (and with it re), which costs more than everything
         # else the launcher does. On bad input it raises whatever it meets (StopIteration,

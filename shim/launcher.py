@@ -24,6 +24,9 @@ LAUNCHER = "_tykky/launcher"
 CONTAINER_MARK = "/.singularity.d"
 NEVER_BIND = ("dev", "proc", "sys")
 PATH_LIKE = ("PATH", "LD_LIBRARY_PATH")
+# Filled by the stub (<prefix>/_tykky/launcher): "modules", the byte code of the launcher's
+# modules by name, and "manifest", the contract's copy of manifest.json (contract.manifest_copy).
+EMBEDDED = {}
 
 
 class LaunchError(Exception):
@@ -36,9 +39,11 @@ def damaged(prefix, what):
 
 
 def read_manifest(prefix):
-    """The manifest as the contract reads it: current format, every default filled in."""
+    """The manifest as the contract reads it: current format, every default filled in; from the
+    stub's copy while manifest.json is the file it was copied from (a stat, which a parallel
+    filesystem's client answers from its cache, instead of an open, a metadata request)."""
     try:
-        return contract.read_manifest(prefix)
+        return contract.read_manifest(prefix, EMBEDDED.get("manifest"))
     except contract.Damaged as error:
         raise damaged(prefix, str(error)) from None
 
@@ -497,8 +502,15 @@ def warm_mounts_wanted(manifest):
 
 
 def load_module(name):
-    """A module of the launcher loaded only when needed, by the one name it has in a process:
-    tykky_<name> next to the installed launcher, else (in the builder) tykky_shim.<name>."""
+    """A module of the launcher loaded only when needed, by the one name it has in a process
+    (tykky_<name>): from the stub's byte code of it, else tykky_<name>.py next to the installed
+    launcher, else (in the builder) tykky_shim.<name>."""
+    code = EMBEDDED.get("modules", {}).pop(name, None)
+    if code is not None:
+        module = sys.modules["tykky_" + name] = type(sys)("tykky_" + name)
+        module.__file__ = __file__
+        exec(code, module.__dict__)
+        return module
     try:
         return __import__("tykky_" + name)
     except ImportError:

@@ -20,7 +20,6 @@ Stdlib only, Python >= 3.6. Any failure raises WarmUnavailable: the caller launc
 """
 import fcntl
 import os
-import sys
 import time
 
 STATE_ROOT = "/tmp/tykky-warm-%d"
@@ -220,18 +219,30 @@ def in_background(action, request):
     """Run serve ("start") or forget from a detached process, which may stay on as a reaper.
 
     The launch that finds no instance goes cold at once rather than wait: starting an instance
-    and reading its environment takes longer than one cold launch."""
-    import json
-    import subprocess
+    and reading its environment takes longer than one cold launch. The process is a fork of
+    this one, not a new Python: that would open (and compile) this module's file again, a
+    metadata request on the filesystem that holds the installation."""
+    child = os.fork()
+    if child == 0:
+        try:
+            os.setsid()
+            # From "/": a reaper (and the instance it starts) must keep no filesystem of the
+            # caller busy, such as a job's scratch directory that is unmounted when the job ends.
+            os.chdir("/")
+            if os.fork() == 0:
+                detach_descriptors()
+                (serve if action == "start" else forget)(request)
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
 
-    # From "/": a reaper (and the instance it starts) must keep no filesystem of the caller busy,
-    # such as a job's scratch directory that is unmounted when the job ends.
-    module = os.path.join(os.path.dirname(os.path.realpath(__file__)), "tykky_warm.py")
-    if not os.path.isfile(module):
-        module = os.path.realpath(__file__)
-    subprocess.run([sys.executable, "-IS", module, action], input=json.dumps(request).encode(),
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                   close_fds=True, cwd="/")
+
+def detach_descriptors():
+    """The launcher's terminal, pipes and locks are not the reaper's to hold."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for descriptor in (0, 1, 2):
+        os.dup2(null, descriptor)
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
 
 
 def serve(request):
@@ -422,6 +433,7 @@ def reap(state_path, idle_timeout):
     usage_path = state_path[: -len(".json")] + ".usage"
     interval = max(0.5, min(10.0, idle_timeout / 4.0))
     idle_since = None
+    manifest = ManifestWatch(state)
     # Another instance of the same name may replace this one's state file: reap only our own.
     while (read_state(state_path) or {}).get("start_time") == state["start_time"]:
         time.sleep(interval)
@@ -433,7 +445,7 @@ def reap(state_path, idle_timeout):
             os.close(descriptor)
             continue
         idle_since = idle_since or time.time()
-        if replaced(state) or time.time() - idle_since >= idle_timeout:
+        if manifest.replaced() or time.time() - idle_since >= idle_timeout:
             os.unlink(state_path)
             subprocess_stop(state["runtime"], state["name"], dict(os.environ))
             os.close(descriptor)
@@ -441,27 +453,36 @@ def reap(state_path, idle_timeout):
         os.close(descriptor)
 
 
+class ManifestWatch:
+    """Whether the installation's manifest names another build than the instance runs.
+
+    The file is read only when a stat says it changed: a stat is answered from a parallel
+    filesystem client's cache, an open is a metadata request (every few seconds, per instance)."""
+
+    def __init__(self, state):
+        self.state = state
+        self.path = os.path.join(state["prefix"], contract().MANIFEST_PATH)
+        self.identity = None
+
+    def replaced(self):
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return True
+        identity = (info.st_ino, info.st_size, info.st_mtime_ns)
+        if identity == self.identity:
+            return False
+        import json
+
+        try:
+            with open(self.path) as handle:
+                build_id = json.load(handle).get("build_id")
+        except (OSError, ValueError):
+            return True
+        self.identity = identity
+        return build_id != self.state["build_id"]
+
+
 def replaced(state):
     """True when the installation's manifest names another build than the instance runs."""
-    manifest_path = os.path.join(state["prefix"], contract().MANIFEST_PATH)
-    import json
-
-    try:
-        with open(manifest_path) as handle:
-            return json.load(handle).get("build_id") != state["build_id"]
-    except (OSError, ValueError):
-        return True
-
-
-if __name__ == "__main__" and sys.argv[1:] in (["start"], ["forget"]):
-    import json
-
-    sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))  # -I left it out: tykky_contract is here
-
-    task = json.loads(sys.stdin.read())
-    if os.fork() == 0:
-        try:
-            (serve if sys.argv[1] == "start" else forget)(task)
-        finally:
-            os._exit(0)
-    os._exit(0)
+    return ManifestWatch(state).replaced()

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from tykky import interrupts, log
+from tykky import interrupts, layout, log
 from tykky.builddir import remove_tree
 from tykky.errors import TykkyError
 from tykky.manifest import MANIFEST_PATH
@@ -58,13 +58,16 @@ def _adopt_group(tree: Path, gid: int) -> None:
 
 
 def _move_or_copy(source: Path, destination: Path) -> None:
-    """A rename when both are on one filesystem (no copy of the images), else a copy."""
+    """A rename when both are on one filesystem (no copy of the images), else a copy, whose
+    launcher then records the copied manifest (it knows manifest.json by its inode)."""
     try:
         os.rename(source, destination)
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
         shutil.copytree(source, destination, symlinks=True)
+        if (destination / layout.LAUNCHER).exists():
+            layout.refresh_launcher(destination)
 
 
 def _wanted_group(prefix: Path) -> Optional[int]:

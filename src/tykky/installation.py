@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Tuple
 
-from tykky import containers, deploy, history, inputs, interrupts, layers, lock, log, modulefile
+from tykky import containers, deploy, history, inputs, interrupts, layers, layout, lock, log, modulefile
 from tykky import manifest as manifest_module
 from tykky.build_session import BuildSession, launcher_interpreter
 from tykky.builddir import build_directory
@@ -145,6 +145,7 @@ def _rebuild_update(session: BuildSession) -> None:
 def _replace_layers(prefix: Path, before: Manifest, after: Manifest) -> None:
     with interrupts.publishing(prefix):
         manifest_module.write(after, prefix)
+        layout.refresh_launcher(prefix)
         layers.remove_unused_layers(prefix, before, after)
 
 
