@@ -274,7 +274,11 @@ class Mount:
             time.sleep(0.2)
         else:
             subprocess.run(["umount", "-l", str(self.mountpoint)], check=True)
-        self.process.wait(timeout=30)
+        try:
+            self.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
         self.process = None
 
     def remount(self, delay_ms: Optional[float] = None) -> None:
@@ -420,11 +424,12 @@ def report(counts: dict, times: dict, delay_ms: float, load: str, user: str) -> 
         cold_ops = f"{len(cold['operations'])}" + (f" + {len(cold['instance'])} instance start" if cold["instance"]
                                                    else "")
         timing = times[(label, program)]
-        native = times[("native venv", IMPORT if program == IMPORT else "pass")]
+        native = times.get(("native venv", IMPORT if program == IMPORT else "pass"))
         cold_ms, warm_ms = median(timing["cold"]) * 1000, median(timing["warm"]) * 1000
+        ratios = (f"{cold_ms / (median(native['cold']) * 1000):.2f} | {warm_ms / (median(native['warm']) * 1000):.2f}"
+                  if native else "- | -")
         lines.append(f"| {label} | `{program}` | {cold_ops} | {len(warm['operations'])} | {cold_ms:.0f} ms | "
-                     f"{warm_ms:.0f} ms | {cold_ms / (median(native['cold']) * 1000):.2f} | "
-                     f"{warm_ms / (median(native['warm']) * 1000):.2f} |")
+                     f"{warm_ms:.0f} ms | {ratios} |")
     return "\n".join(lines) + "\n"
 
 
