@@ -6,6 +6,8 @@ venv, then for 1, 2, ... --layers image layers (each update adds a small package
 site-packages, as an update adding a package does) measures in one hyperfine run the native
 import and the warm wrapper's, and the CPU time the instance's squashfuse processes spend per
 warm import (what each layer adds: every layer is one more squashfuse mount under overlayfs).
+CPU times (the import's own user + system, hyperfine's) move less with the machine's load
+than wall times do.
 
     python3 bench/layers.py [--user tykkytest] [--layers 8] [--runs 10]
 """
@@ -58,9 +60,12 @@ def measure(bench: Bench, pyz: Path, runs: int) -> dict:
               stdout=subprocess.DEVNULL)
     after = squashfuse_seconds(bench)
     spent = sum(after[pid] - before.get(pid, 0.0) for pid in after)
-    results = {r["command"]: r["mean"] for r in json.loads(output.read_text())["results"]}
+    results = {r["command"]: r for r in json.loads(output.read_text())["results"]}
     bench.run(["/usr/bin/python3", pyz, "warm", "stop", "--force", bench.work / "inst"], stdout=subprocess.DEVNULL)
-    return {"native": results["native"], "warm": results["warm"], "squashfuse": spent / (runs + 3)}
+    return {"native": results["native"]["mean"], "warm": results["warm"]["mean"], "squashfuse": spent / (runs + 3),
+            "native cpu": results["native"]["user"] + results["native"]["system"],
+            "warm cpu": results["warm"]["user"] + results["warm"]["system"],
+            "warm system": results["warm"]["system"]}
 
 
 def main() -> None:
@@ -89,11 +94,13 @@ def main() -> None:
             count = len(json.loads((work / "inst" / "_tykky" / "manifest.json").read_text())["layers"])
             result = measure(bench, pyz, arguments.runs)
             rows.append(f"| {count} | {result['native'] * 1000:.0f} ms | {result['warm'] * 1000:.0f} ms | "
-                        f"{result['warm'] / result['native']:.2f} | {result['squashfuse'] * 1000:.0f} ms |")
+                        f"{result['warm'] / result['native']:.2f} | {result['warm cpu'] / result['native cpu']:.2f} | "
+                        f"{result['warm system'] * 1000:.0f} ms | {result['squashfuse'] * 1000:.0f} ms |")
             print(rows[-1], flush=True)
     print(f"\nAs user {arguments.user}, load average {os.getloadavg()[0]:.2f} at the end.\n")
-    print("| image layers | native import | warm import | warm / native | squashfuse CPU per warm import |")
-    print("|---|---|---|---|---|")
+    print("| image layers | native import | warm import | warm / native | CPU time warm / native "
+          "| warm system time | squashfuse CPU per warm import |")
+    print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
 
 
