@@ -434,9 +434,12 @@ def reap(state_path, idle_timeout):
     interval = max(0.5, min(10.0, idle_timeout / 4.0))
     idle_since = None
     manifest = ManifestWatch(state)
-    # Another instance of the same name may replace this one's state file: reap only our own.
-    while (read_state(state_path) or {}).get("start_time") == state["start_time"]:
+    while True:
         time.sleep(interval)
+        # Stopped meanwhile, or another instance of the same name replaced this one's state
+        # file: reap only our own (and touch the installation no more).
+        if (read_state(state_path) or {}).get("start_time") != state["start_time"]:
+            return
         descriptor = os.open(usage_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
