@@ -1,11 +1,12 @@
 """wrap-container without a runtime: its checks, how it places a container, the prefix it makes."""
 import os
 import struct
+from pathlib import Path
 
 import pytest
 
 from tests.fake_runner import fake_runner
-from tykky import installation, manifest
+from tykky import installation, layout, manifest
 from tykky.commands import wrap_container
 from tykky.config import Config
 from tykky.errors import TykkyError
@@ -44,11 +45,18 @@ def test_image_file_is_copied(tmp_path):
     assert not (stage / name).is_symlink() and (stage / name).read_bytes() == b"sif"
 
 
+def write_launcher_payload(argv) -> None:  # type: ignore[no-untyped-def]
+    """What the launcher's interpreter writes when it byte-compiles the launcher."""
+    if layout.COMPILE_LAUNCHER in argv:
+        Path(argv[argv.index(layout.COMPILE_LAUNCHER) + 1]).write_text("b''")
+
+
 def test_the_prefix_has_the_container_programs_and_no_image(monkeypatch, tmp_path):
     image = tmp_path / "vendor.sif"
     image.write_bytes(WHOLE_IMAGE)  # obtain checks it is a whole image
     (tmp_path / "build").mkdir()
-    fake = fake_runner(monkeypatch, output="ENV\tPATH\t/usr/bin:/bin\nSHELL\t/bin/bash\nTARGET\t/opt/tool/bin/tool\n")
+    fake = fake_runner(monkeypatch, output="ENV\tPATH\t/usr/bin:/bin\nSHELL\t/bin/bash\nTARGET\t/opt/tool/bin/tool\n",
+                       effect=write_launcher_payload)
     runtime = Runtime("apptainer", "/usr/bin/apptainer", (1, 4, 5))
     monkeypatch.setattr(installation, "find_runtime", lambda path: runtime)
     config = Config(wrapper_paths=("/opt/tool/bin",), installation_prefix=str(tmp_path / "prefix"),
