@@ -3,11 +3,11 @@
 
 As an unprivileged user (default tykkytest) it builds a numpy+pandas installation and a native
 venv, then for 1, 2, ... --layers image layers (each update adds a small package to
-site-packages, as an update adding a package does) measures in one hyperfine run the native
-import and the warm wrapper's, and the CPU time the instance's squashfuse processes spend per
-warm import (what each layer adds: every layer is one more squashfuse mount under overlayfs).
-CPU times (the import's own user + system, hyperfine's) move less with the machine's load
-than wall times do.
+site-packages, as an update adding a package does) measures side by side the native import and
+the warm wrapper's (twice, in opposite orders, averaged), and the CPU time the instance's
+squashfuse processes spend per warm import (every layer is one more squashfuse mount under
+overlayfs). CPU times (the import's own user + system, hyperfine's) move less with the
+machine's load than wall times do.
 
     python3 bench/layers.py [--user tykkytest] [--layers 8] [--runs 10]
 """
@@ -50,22 +50,29 @@ def squashfuse_seconds(bench: Bench) -> Dict[int, float]:
 
 
 def measure(bench: Bench, pyz: Path, runs: int) -> dict:
+    """Native and warm import, twice in opposite orders (a block of runs otherwise pays for the
+    machine's drift alone), averaged; and the instance's squashfuse CPU time per import."""
     inst, native = bench.work / "inst" / "bin" / "python", bench.work / "native" / "bin" / "python"
     start_warm_instance(bench, pyz, inst)
     quoted = shlex.quote(IMPORT)
+    commands = {"native": f"{native} -c {quoted}", "warm": f"{inst} -c {quoted}"}
     before = squashfuse_seconds(bench)
-    output = bench.work / "layers.json"
-    bench.run(["hyperfine", "-N", "--warmup", "3", "--runs", str(runs), "--export-json", output,
-               "--command-name", "native", f"{native} -c {quoted}", "--command-name", "warm", f"{inst} -c {quoted}"],
-              stdout=subprocess.DEVNULL)
+    sums: Dict[str, Dict[str, float]] = {name: {"mean": 0.0, "user": 0.0, "system": 0.0} for name in commands}
+    for order in (["native", "warm"], ["warm", "native"]):
+        output = bench.work / "layers.json"
+        argv = ["hyperfine", "-N", "--warmup", "3", "--runs", str(runs), "--export-json", output]
+        for name in order:
+            argv += ["--command-name", name, commands[name]]
+        bench.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for result in json.loads(output.read_text())["results"]:
+            for key in ("mean", "user", "system"):
+                sums[result["command"]][key] += result[key] / 2
     after = squashfuse_seconds(bench)
     spent = sum(after[pid] - before.get(pid, 0.0) for pid in after)
-    results = {r["command"]: r for r in json.loads(output.read_text())["results"]}
     bench.run(["/usr/bin/python3", pyz, "warm", "stop", "--force", bench.work / "inst"], stdout=subprocess.DEVNULL)
-    return {"native": results["native"]["mean"], "warm": results["warm"]["mean"], "squashfuse": spent / (runs + 3),
-            "native cpu": results["native"]["user"] + results["native"]["system"],
-            "warm cpu": results["warm"]["user"] + results["warm"]["system"],
-            "warm system": results["warm"]["system"]}
+    return {"native": sums["native"]["mean"], "warm": sums["warm"]["mean"], "squashfuse": spent / (2 * (runs + 3)),
+            "native cpu": sums["native"]["user"] + sums["native"]["system"],
+            "warm cpu": sums["warm"]["user"] + sums["warm"]["system"], "warm system": sums["warm"]["system"]}
 
 
 def main() -> None:
