@@ -62,179 +62,177 @@ def caller_name(pid: int) -> str:
         return "?"
 
 
-def counting_operations(fuse, source: str, log_path: str, delay: float):  # type: ignore[no-untyped-def]
-    """The passthrough, as an mfusepy Operations class bound to source."""
+class CountingPassthrough:
+    """The passthrough, counting as a Lustre client's metadata requests (see the module's
+    docstring); mfusepy calls the methods it finds (none: the kernel is told "not served")."""
+    use_ns = True
+    flag_nullpath_ok = True
+    flag_nopath = True
 
-    class Counting(fuse.Operations):
-        use_ns = True
-        flag_nullpath_ok = True
-        flag_nopath = True
+    def __init__(self, fuse, source: str, log_path: str, delay: float) -> None:  # type: ignore[no-untyped-def]
+        self.fuse, self.source, self.delay = fuse, source, delay
+        self.seen: set = set()
+        self.directories: Dict[int, str] = {}
+        self.next_handle = 0
+        self.guard = threading.Lock()
+        self.log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
-        def __init__(self) -> None:
-            self.seen: set = set()
-            self.directories: Dict[int, str] = {}
-            self.next_handle = 0
-            self.guard = threading.Lock()
-            self.log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    def init_with_config(self, conn, config) -> None:  # type: ignore[no-untyped-def]
+        if conn is not None:
+            conn.want |= conn.capable & CACHE_SYMLINKS
+        if config is not None:
+            config.entry_timeout = config.attr_timeout = config.negative_timeout = FOREVER
+            config.kernel_cache, config.use_ino, config.hard_remove = 1, 1, 1
 
-        def init_with_config(self, conn, config) -> None:  # type: ignore[no-untyped-def]
-            if conn is not None:
-                conn.want |= conn.capable & CACHE_SYMLINKS
-            if config is not None:
-                config.entry_timeout = config.attr_timeout = config.negative_timeout = FOREVER
-                config.kernel_cache, config.use_ino, config.hard_remove = 1, 1, 1
-
-        def count(self, kind: str, path: str, once: bool) -> None:
-            if once:
-                with self.guard:
-                    if (kind, path) in self.seen:
-                        return
-                    self.seen.add((kind, path))
-            line = f"{kind}\t{path}\t{caller_name(fuse.fuse_get_context()[2])}\n"
-            os.write(self.log, line.encode("utf-8", "surrogateescape"))
-            if delay:
-                time.sleep(delay)
-
-        def change(self, kind: str, *paths: str) -> None:
-            """Counts a change; what it touched is no longer cached, except the attributes of
-            what it made (the reply carries them: the runtime's lookup after a create is local)."""
+    def count(self, kind: str, path: str, once: bool) -> None:
+        if once:
             with self.guard:
-                for path in paths:
-                    for parent in (path, os.path.dirname(path)):
-                        for cached in ("lookup", "readlink", "readdir"):
-                            self.seen.discard((cached, parent))
-                if kind in ("create", "mkdir", "symlink", "link", "mknod", "rename"):
-                    self.seen.add(("lookup", paths[-1]))
-            self.count(kind, paths[0], once=False)
+                if (kind, path) in self.seen:
+                    return
+                self.seen.add((kind, path))
+        line = f"{kind}\t{path}\t{caller_name(self.fuse.fuse_get_context()[2])}\n"
+        os.write(self.log, line.encode("utf-8", "surrogateescape"))
+        if self.delay:
+            time.sleep(self.delay)
 
-        def real(self, path: str) -> str:
-            return source + path
+    def change(self, kind: str, *paths: str) -> None:
+        """Counts a change; what it touched is no longer cached, except the attributes of
+        what it made (the reply carries them: the runtime's lookup after a create is local)."""
+        with self.guard:
+            for path in paths:
+                for parent in (path, os.path.dirname(path)):
+                    for cached in ("lookup", "readlink", "readdir"):
+                        self.seen.discard((cached, parent))
+            if kind in ("create", "mkdir", "symlink", "link", "mknod", "rename"):
+                self.seen.add(("lookup", paths[-1]))
+        self.count(kind, paths[0], once=False)
 
-        def getattr(self, path, fh=None):  # type: ignore[no-untyped-def]
-            if path is None:
-                info = os.fstat(fh)
-            else:
-                self.count("lookup", path, once=True)
-                info = os.lstat(self.real(path))
-            attributes = {key: getattr(info, key) for key in ("st_mode", "st_ino", "st_dev", "st_nlink", "st_uid",
-                                                              "st_gid", "st_size", "st_blocks", "st_rdev")}
-            attributes.update(st_atime=info.st_atime_ns, st_mtime=info.st_mtime_ns, st_ctime=info.st_ctime_ns)
-            return attributes
+    def real(self, path: str) -> str:
+        return self.source + path
 
-        def readlink(self, path):  # type: ignore[no-untyped-def]
-            self.count("readlink", path, once=True)
-            return os.readlink(self.real(path))
+    def getattr(self, path, fh=None):  # type: ignore[no-untyped-def]
+        if path is None:
+            info = os.fstat(fh)
+        else:
+            self.count("lookup", path, once=True)
+            info = os.lstat(self.real(path))
+        attributes = {key: getattr(info, key) for key in ("st_mode", "st_ino", "st_dev", "st_nlink", "st_uid",
+                                                          "st_gid", "st_size", "st_blocks", "st_rdev")}
+        attributes.update(st_atime=info.st_atime_ns, st_mtime=info.st_mtime_ns, st_ctime=info.st_ctime_ns)
+        return attributes
 
-        def opendir(self, path):  # type: ignore[no-untyped-def]
-            self.count("opendir", path, once=False)
-            with self.guard:
-                self.next_handle += 1
-                self.directories[self.next_handle] = path
-                return self.next_handle
+    def readlink(self, path):  # type: ignore[no-untyped-def]
+        self.count("readlink", path, once=True)
+        return os.readlink(self.real(path))
 
-        def readdir(self, path, fh):  # type: ignore[no-untyped-def]
-            path = self.directories[fh]
-            self.count("readdir", path, once=True)
-            # Inode numbers from the source (use_ino): entries without one read as empty.
-            with os.scandir(self.real(path)) as entries:
-                listed = [(entry.name, {"st_ino": entry.inode(), "st_mode": entry.stat(follow_symlinks=False).st_mode},
-                           0) for entry in entries]
-            own = os.lstat(self.real(path))
-            return [(".", {"st_ino": own.st_ino, "st_mode": own.st_mode}, 0)] + listed
+    def opendir(self, path):  # type: ignore[no-untyped-def]
+        self.count("opendir", path, once=False)
+        with self.guard:
+            self.next_handle += 1
+            self.directories[self.next_handle] = path
+            return self.next_handle
 
-        def releasedir(self, path, fh):  # type: ignore[no-untyped-def]
-            self.directories.pop(fh, None)
-            return 0
+    def readdir(self, path, fh):  # type: ignore[no-untyped-def]
+        path = self.directories[fh]
+        self.count("readdir", path, once=True)
+        # Inode numbers from the source (use_ino): entries without one read as empty.
+        with os.scandir(self.real(path)) as entries:
+            listed = [(entry.name, {"st_ino": entry.inode(), "st_mode": entry.stat(follow_symlinks=False).st_mode},
+                       0) for entry in entries]
+        own = os.lstat(self.real(path))
+        return [(".", {"st_ino": own.st_ino, "st_mode": own.st_mode}, 0)] + listed
 
-        def statfs(self, path):  # type: ignore[no-untyped-def]
-            self.count("statfs", "/", once=True)
-            info = os.statvfs(self.real(path))
-            return {key: getattr(info, key) for key in ("f_bavail", "f_bfree", "f_blocks", "f_bsize", "f_favail",
-                                                        "f_ffree", "f_files", "f_flag", "f_frsize", "f_namemax")}
+    def releasedir(self, path, fh):  # type: ignore[no-untyped-def]
+        self.directories.pop(fh, None)
+        return 0
 
-        def open(self, path, flags):  # type: ignore[no-untyped-def]
-            self.count("open", path, once=False)
-            return os.open(self.real(path), flags)
+    def statfs(self, path):  # type: ignore[no-untyped-def]
+        self.count("statfs", "/", once=True)
+        info = os.statvfs(self.real(path))
+        return {key: getattr(info, key) for key in ("f_bavail", "f_bfree", "f_blocks", "f_bsize", "f_favail",
+                                                    "f_ffree", "f_files", "f_flag", "f_frsize", "f_namemax")}
 
-        def create(self, path, mode, flags):  # type: ignore[no-untyped-def]
-            self.change("create", path)
-            return os.open(self.real(path), flags | os.O_CREAT, mode)
+    def open(self, path, flags):  # type: ignore[no-untyped-def]
+        self.count("open", path, once=False)
+        return os.open(self.real(path), flags)
 
-        def read(self, path, size, offset, fh):  # type: ignore[no-untyped-def]
-            return os.pread(fh, size, offset)
+    def create(self, path, mode, flags):  # type: ignore[no-untyped-def]
+        self.change("create", path)
+        return os.open(self.real(path), flags | os.O_CREAT, mode)
 
-        def write(self, path, data, offset, fh):  # type: ignore[no-untyped-def]
-            return os.pwrite(fh, data, offset)
+    def read(self, path, size, offset, fh):  # type: ignore[no-untyped-def]
+        return os.pread(fh, size, offset)
 
-        def truncate(self, path, length, fh=None):  # type: ignore[no-untyped-def]
-            self.change("setattr", path or "?")
-            if fh is not None:
-                os.ftruncate(fh, length)
-            else:
-                os.truncate(self.real(path), length)
+    def write(self, path, data, offset, fh):  # type: ignore[no-untyped-def]
+        return os.pwrite(fh, data, offset)
 
-        def flush(self, path, fh):  # type: ignore[no-untyped-def]
-            return 0
+    def truncate(self, path, length, fh=None):  # type: ignore[no-untyped-def]
+        self.change("setattr", path or "?")
+        if fh is not None:
+            os.ftruncate(fh, length)
+        else:
+            os.truncate(self.real(path), length)
 
-        def release(self, path, fh):  # type: ignore[no-untyped-def]
-            os.close(fh)
-            return 0
+    def flush(self, path, fh):  # type: ignore[no-untyped-def]
+        return 0
 
-        def fsync(self, path, datasync, fh):  # type: ignore[no-untyped-def]
-            os.fsync(fh)
-            return 0
+    def release(self, path, fh):  # type: ignore[no-untyped-def]
+        os.close(fh)
+        return 0
 
-        def chmod(self, path, mode):  # type: ignore[no-untyped-def]
-            self.change("setattr", path)
-            os.chmod(self.real(path), mode)
+    def fsync(self, path, datasync, fh):  # type: ignore[no-untyped-def]
+        os.fsync(fh)
+        return 0
 
-        def chown(self, path, uid, gid):  # type: ignore[no-untyped-def]
-            self.change("setattr", path)
-            os.lchown(self.real(path), uid, gid)
+    def chmod(self, path, mode):  # type: ignore[no-untyped-def]
+        self.change("setattr", path)
+        os.chmod(self.real(path), mode)
 
-        def utimens(self, path, times=None):  # type: ignore[no-untyped-def]
-            self.change("setattr", path)
-            if times is not None:
-                # libfuse passes the kernel's "now" and "leave as is" as UTIME_NOW and UTIME_OMIT.
-                current = os.lstat(self.real(path))
-                times = tuple(time.time_ns() if value == UTIME_NOW else old if value == UTIME_OMIT else value
-                              for value, old in zip(times, (current.st_atime_ns, current.st_mtime_ns)))
-            os.utime(self.real(path), ns=times, follow_symlinks=False)
+    def chown(self, path, uid, gid):  # type: ignore[no-untyped-def]
+        self.change("setattr", path)
+        os.lchown(self.real(path), uid, gid)
 
-        def mkdir(self, path, mode):  # type: ignore[no-untyped-def]
-            self.change("mkdir", path)
-            os.mkdir(self.real(path), mode)
+    def utimens(self, path, times=None):  # type: ignore[no-untyped-def]
+        self.change("setattr", path)
+        if times is not None:
+            # libfuse passes the kernel's "now" and "leave as is" as UTIME_NOW and UTIME_OMIT.
+            current = os.lstat(self.real(path))
+            times = tuple(time.time_ns() if value == UTIME_NOW else old if value == UTIME_OMIT else value
+                          for value, old in zip(times, (current.st_atime_ns, current.st_mtime_ns)))
+        os.utime(self.real(path), ns=times, follow_symlinks=False)
 
-        def rmdir(self, path):  # type: ignore[no-untyped-def]
-            self.change("rmdir", path)
-            os.rmdir(self.real(path))
+    def mkdir(self, path, mode):  # type: ignore[no-untyped-def]
+        self.change("mkdir", path)
+        os.mkdir(self.real(path), mode)
 
-        def unlink(self, path):  # type: ignore[no-untyped-def]
-            self.change("unlink", path)
-            os.unlink(self.real(path))
+    def rmdir(self, path):  # type: ignore[no-untyped-def]
+        self.change("rmdir", path)
+        os.rmdir(self.real(path))
 
-        def symlink(self, target, source_path):  # type: ignore[no-untyped-def]
-            self.change("symlink", target)
-            os.symlink(source_path, self.real(target))
+    def unlink(self, path):  # type: ignore[no-untyped-def]
+        self.change("unlink", path)
+        os.unlink(self.real(path))
 
-        def link(self, target, source_path):  # type: ignore[no-untyped-def]
-            self.change("link", target)
-            os.link(self.real(source_path), self.real(target))
+    def symlink(self, target, source_path):  # type: ignore[no-untyped-def]
+        self.change("symlink", target)
+        os.symlink(source_path, self.real(target))
 
-        def rename(self, old, new):  # type: ignore[no-untyped-def]
-            self.change("rename", old, new)
-            os.rename(self.real(old), self.real(new))
+    def link(self, target, source_path):  # type: ignore[no-untyped-def]
+        self.change("link", target)
+        os.link(self.real(source_path), self.real(target))
 
-        def mknod(self, path, mode, dev):  # type: ignore[no-untyped-def]
-            self.change("mknod", path)
-            os.mknod(self.real(path), mode, dev)
+    def rename(self, old, new):  # type: ignore[no-untyped-def]
+        self.change("rename", old, new)
+        os.rename(self.real(old), self.real(new))
 
-    return Counting()
+    def mknod(self, path, mode, dev):  # type: ignore[no-untyped-def]
+        self.change("mknod", path)
+        os.mknod(self.real(path), mode, dev)
 
 
 def serve(source: str, mount: str, log_path: str, delay_ms: float) -> None:
     fuse = load_fuse()
-    operations = counting_operations(fuse, os.path.abspath(source), log_path, delay_ms / 1000.0)
+    operations = CountingPassthrough(fuse, os.path.abspath(source), log_path, delay_ms / 1000.0)
     # allow_other: root (a setuid runtime) and the container's processes use the mount too;
     # default_permissions: the kernel checks modes itself, no access requests.
     fuse.FUSE(operations, mount, foreground=True, allow_other=True, default_permissions=True,
