@@ -49,6 +49,7 @@ finally:
 
 def installed(prefix: Path) -> Path:
     (prefix / "_tykky").mkdir(parents=True)
+    (prefix / "container.sif").write_bytes(b"")  # cold launches check that it can be read
     (prefix / manifest_module.MANIFEST_PATH).write_text(json.dumps(MANIFEST))
     layout.install_launcher(prefix, sys.executable, manifest_module.load(prefix))
     layout.link_programs(prefix, MANIFEST["targets"])
