@@ -74,3 +74,14 @@ def test_a_manifest_changed_behind_the_stub_is_read(tmp_path):
     (prefix / "_tykky" / ".new").write_text(json.dumps(changed))
     os.replace(prefix / "_tykky" / ".new", prefix / manifest_module.MANIFEST_PATH)
     assert opened_by_launch(prefix) == ["open _tykky/manifest.json"]
+
+
+def test_another_interpreter_imports_the_modules_beside_the_stub(tmp_path):
+    prefix = installed(tmp_path / "prefix")
+    stub = prefix / layout.LAUNCHER
+    # As an upgraded interpreter sees it: the byte code in the stub is not its own.
+    stub.write_text(stub.read_text().replace('sys.modules["_frozen_importlib_external"].MAGIC_NUMBER', 'b"none"'))
+    completed = subprocess.run([sys.executable, "-IS", str(prefix / "bin" / "python3"), "-c", "pass"],
+                               env={**os.environ, "TYKKY_LAUNCHER_DRY_RUN": "1"}, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+    assert "'argv'" in completed.stdout and str(prefix / "container.sif") in completed.stdout
