@@ -5,6 +5,7 @@ one line."""
 import ast
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -56,13 +57,23 @@ def stacked_update() -> Manifest:
                 ld_library_path=PathVariable(prepend=("/TYKKY/lib",)), python=PYTHON)
 
 
-def installed(prefix: Path, manifest: Manifest) -> Path:
-    layout.install_launcher(prefix, sys.executable)
+def installed(prefix: Path, manifest: Manifest, text: str = "") -> Path:
+    """As the builder writes it: the manifest (text, else the manifest's), then the launcher,
+    whose stub carries a copy of it."""
+    (prefix / "_tykky").mkdir(parents=True)
     layout.link_programs(prefix, manifest.targets)
-    (prefix / "_tykky" / "manifest.json").write_text(manifest.to_json())
+    (prefix / contract.MANIFEST_PATH).write_text(text or manifest.to_json())
+    layout.install_launcher(prefix, sys.executable)
     for image in [manifest.container] + [layer.image for layer in manifest.layers]:
         (prefix / image).write_bytes(b"")
     return prefix
+
+
+def only_the_copy(prefix: Path) -> None:
+    """manifest.json blanked in place (same file, same size): a launch can only read the stub's copy."""
+    path = prefix / contract.MANIFEST_PATH
+    with open(path, "r+b") as handle:
+        handle.write(b" " * path.stat().st_size)
 
 
 def launched(prefix: Path, program: str, *args: str) -> subprocess.CompletedProcess:
@@ -145,22 +156,28 @@ def without_optional_keys(value, schema):  # type: ignore[no-untyped-def]
     return value
 
 
+@pytest.mark.parametrize("read", ["file", "copy"])
 @pytest.mark.parametrize("make", [base, conda, wrap_container, wrap_install_masked, stacked_update])
-def test_a_manifest_without_the_keys_that_have_defaults_still_launches(tmp_path, make):
+def test_a_manifest_without_the_keys_that_have_defaults_still_launches(tmp_path, make, read):
     """Format 1 without a key: its default. What a builder writes at the defaults launches as the
-    manifest without those keys does (as one before the keys were added)."""
+    manifest without those keys does (as one before the keys were added), read from the file or
+    from the stub's copy of it (which gets the same conversions)."""
     manifest = make()
     full = installed(tmp_path / "full", manifest)
-    bare = installed(tmp_path / "bare", manifest)
-    (bare / contract.MANIFEST_PATH).write_text(json.dumps(without_optional_keys(json.loads(manifest.to_json()),
-                                                                                contract.MANIFEST_SCHEMA)))
+    bare_text = json.dumps(without_optional_keys(json.loads(manifest.to_json()), contract.MANIFEST_SCHEMA))
+    bare = installed(tmp_path / "bare", manifest, bare_text)
     assert "environ_file" not in json.loads((bare / contract.MANIFEST_PATH).read_text()) or manifest.environ_file
+    assert manifest_module.load(bare) == manifest
+    if read == "file":
+        (bare / "_tykky" / ".new").write_text(bare_text)  # another file: the copy is not used
+        os.replace(bare / "_tykky" / ".new", bare / contract.MANIFEST_PATH)
+    else:
+        only_the_copy(bare)
     if history.ENVIRON_FILE in manifest.environ_file:
         (bare / history.ENVIRON_FILE).parent.mkdir(parents=True, exist_ok=True)
     for program in list(manifest.targets) + ["_debug_shell"]:
         runs = [dry_run(prefix, program, "a") for prefix in (full, bare)]
         assert repr(runs[0]).replace(str(full), "P") == repr(runs[1]).replace(str(bare), "P")
-    assert manifest_module.load(bare) == manifest
 
 
 @pytest.mark.parametrize("version", [2, 0, "1", None])

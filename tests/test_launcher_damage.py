@@ -3,7 +3,9 @@
 The launcher runs as in an installation (its stub, byte code and manifest); its runtime is
 echo, which prints the arguments it would have been given.
 """
+import ast
 import json
+import marshal
 import os
 import subprocess
 import sys
@@ -85,6 +87,12 @@ def test_a_sound_installation_launches(prefix):
     assert completed.stdout.startswith("-q exec ") and f" {prefix / 'container.sif'} " in completed.stdout
 
 
+def stub_payload(prefix: Path) -> Dict:
+    """What the stub carries (its interpreter is this one)."""
+    line = next(line for line in (prefix / layout.LAUNCHER).read_text().splitlines() if line.startswith("PAYLOAD = "))
+    return marshal.loads(ast.literal_eval(line[len("PAYLOAD = "):])[4:])
+
+
 def assert_one_line_about(completed: subprocess.CompletedProcess, prefix: Path, *named: str) -> None:
     assert completed.returncode == 127
     assert completed.stdout == ""
@@ -96,8 +104,14 @@ def assert_one_line_about(completed: subprocess.CompletedProcess, prefix: Path, 
         assert text in completed.stderr
 
 
+@pytest.mark.parametrize("copied", [False, True], ids=["read", "copied"])
 @pytest.mark.parametrize("damage", DAMAGES, ids=list(DAMAGES))
-def test_a_damaged_manifest_gives_one_line(prefix, damage):
+def test_a_damaged_manifest_gives_one_line(prefix, damage, copied):
+    """Also when the stub carries a copy of the manifest as it was before (the stub runs the
+    diagnosis from its own byte code of the contract)."""
+    if copied:
+        layout.write_stub(prefix, sys.executable)
+        assert stub_payload(prefix)["manifest"]["manifest"]["build_id"] == "b"
     change, problem = DAMAGES[damage]
     manifest = prefix / manifest_module.MANIFEST_PATH
     change(manifest)

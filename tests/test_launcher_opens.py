@@ -40,7 +40,7 @@ try:
     exec(code, {"__name__": "__main__", "__file__": sys.argv[0]})
 finally:
     try:
-        sys.modules["tykky_launcher"].load_warm()
+        sys.modules["tykky_launcher"].load_module("warm")
     except ImportError:
         seen.append("import tykky_warm: not found")
     sys.stderr.write("\\n".join(seen) + "\\n")
@@ -51,7 +51,7 @@ def installed(prefix: Path) -> Path:
     (prefix / "_tykky").mkdir(parents=True)
     (prefix / "container.sif").write_bytes(b"")  # cold launches check that it can be read
     (prefix / manifest_module.MANIFEST_PATH).write_text(json.dumps(MANIFEST))
-    layout.install_launcher(prefix, sys.executable, manifest_module.load(prefix))
+    layout.install_launcher(prefix, sys.executable)
     layout.link_programs(prefix, MANIFEST["targets"])
     return prefix
 

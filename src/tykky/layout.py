@@ -128,7 +128,8 @@ def install_launcher(prefix: Path, interpreter: str) -> None:
 
 def write_stub(prefix: Path, interpreter: str) -> None:
     """The stub, with the byte code of the installed modules and a copy of manifest.json."""
-    modules = {source[: -len(".py")]: str(prefix / "_tykky" / installed) for source, installed in LAUNCHER_MODULES.items()}
+    modules = {source[: -len(".py")]: str(prefix / "_tykky" / installed)
+               for source, installed in LAUNCHER_MODULES.items()}
     embedded = {"modules": modules, "manifest": contract.manifest_copy(str(prefix))}
     payload = _temporary_sibling(prefix / "_tykky" / "payload")
     try:
