@@ -1,9 +1,10 @@
 """Runtime launcher of a tykky installation.
 
-Every program in <prefix>/bin is a symlink to <prefix>/_tykky/launcher, a stub that imports
-this module (copied to <prefix>/_tykky/tykky_launcher.py, byte-compiled at install time). It
-reads the installation's manifest through the contract (tykky_contract.py beside it: the keys,
-their defaults, the formats), builds the runtime's bind list and environment and replaces itself
+Every program in <prefix>/bin is a symlink to <prefix>/_tykky/launcher, a stub that carries
+the byte code of this module and of the contract (copied to <prefix>/_tykky/tykky_launcher.py,
+tykky_contract.py; see layout.LAUNCHER_STUB) and runs them. It reads the installation's manifest
+through the contract (the keys, their defaults, the formats; the stub's copy of it while that is
+current), builds the runtime's bind list and environment and replaces itself
 with the container runtime, which starts the program at the path it was invoked by (through a
 user's own link: by the installation's or the venv's entry the link leads to): inside the
 container <prefix>/bin is covered by <prefix>/_bin, whose entries point at the real programs, so

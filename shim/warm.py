@@ -487,5 +487,6 @@ class ManifestWatch:
 
 
 def replaced(state):
-    """True when the installation's manifest names another build than the instance runs."""
+    """True when the installation's manifest names another build than the instance runs
+    (`tykky warm status`)."""
     return ManifestWatch(state).replaced()
