@@ -439,6 +439,24 @@ def step_sharing(manifest, runtime, environ, command):
     return ["--sharens"], ["/bin/sh", "-c", STEP_SCRIPT, STEP_SCRIPT, "start", directory, str(tasks)] + command
 
 
+def runtime_environment(manifest, prefix, venv_bin, binds):
+    """The caller's environment without runtime variables, plus what the container must see."""
+    environ = contract.without_runtime_variables(os.environ)
+    for key, value in container_environment(manifest, prefix, venv_bin).items():
+        environ["APPTAINERENV_" + key] = value
+        environ["SINGULARITYENV_" + key] = value
+    environ["APPTAINER_BIND"] = environ["SINGULARITY_BIND"] = ",".join(binds)
+    return environ
+
+
+def runtime_flags(manifest, overlays):
+    flags = default_mount_flags(manifest)
+    flags += contract.GPU_FLAGS.get(manifest["gpu"], [])
+    for overlay in overlays:
+        flags += ["--overlay", overlay]
+    return flags
+
+
 def launch(argv):
     invoked = argv[0]
     launcher = os.path.realpath(__file__)
@@ -455,18 +473,11 @@ def launch(argv):
     if not is_visible_inside(exec_path, binds + runtime_own_mounts(manifest), isolate):
         exec_path = os.path.join(prefix, "bin", name)
     command = with_activate_scripts(manifest, venv_bin, program_command(manifest, prefix, name, exec_path, args))
-    environ = contract.without_runtime_variables(os.environ)
-    for key, value in container_environment(manifest, prefix, venv_bin).items():
-        environ["APPTAINERENV_" + key] = value
-        environ["SINGULARITYENV_" + key] = value
-    environ["APPTAINER_BIND"] = environ["SINGULARITY_BIND"] = ",".join(binds)
+    environ = runtime_environment(manifest, prefix, venv_bin, binds)
     runtime = runtime_executable(manifest)
     container = os.path.join(prefix, manifest["container"])
     overlays = overlay_images(manifest, prefix)
-    flags = default_mount_flags(manifest)
-    flags += contract.GPU_FLAGS.get(manifest["gpu"], [])
-    for overlay in overlays:
-        flags += ["--overlay", overlay]
+    flags = runtime_flags(manifest, overlays)
     if warm_mounts_wanted(manifest):
         try:
             load_module("warm").warm_exec(runtime, container, flags, environ, manifest, prefix, binds, overlays,
