@@ -43,23 +43,30 @@ def home(user_dirs, test_user) -> Path:  # type: ignore[no-untyped-def]
     return make_owned_dir(user_dirs[test_user.name] / "slurm", test_user)
 
 
+def system_site_installation(pyz, home: Path, user) -> Path:  # type: ignore[no-untyped-def]
+    """A pip installation on the default base image that sees the host's packages (mpi4py)."""
+    requirements = owned_file(home / "requirements.txt", "PyYAML==6.0.2\n", user)
+    prefix = home / "inst"
+    user.run(tool(pyz, "pip-containerize", "new", "--system-site-packages", "--prefix", str(prefix),
+                  str(requirements)), cwd=home)
+    return prefix
+
+
+def wrapped_mpi_python(pyz, home: Path, user) -> Path:  # type: ignore[no-untyped-def]
+    """The MPI image's own Python (with its Open MPI and mpi4py), isolated from the host."""
+    prefix = home / "mpi-wrapped"
+    user.run(tool(pyz, "wrap-container", "-w", "/usr/bin/python3", "--prefix", str(prefix), MPI_IMAGE), cwd=home)
+    return prefix
+
+
 @pytest.fixture(scope="module")
 def inst(pyz, home, test_user) -> Path:  # type: ignore[no-untyped-def]
-    """A pip installation on the default base image that sees the host's packages (mpi4py)."""
-    requirements = owned_file(home / "requirements.txt", "PyYAML==6.0.2\n", test_user)
-    prefix = home / "inst"
-    test_user.run(tool(pyz, "pip-containerize", "new", "--system-site-packages", "--prefix", str(prefix),
-                       str(requirements)), cwd=home)
-    return prefix
+    return system_site_installation(pyz, home, test_user)
 
 
 @pytest.fixture(scope="module")
 def mpi_wrapped(pyz, home, test_user) -> Path:  # type: ignore[no-untyped-def]
-    """The MPI image's own Python (with its Open MPI and mpi4py), isolated from the host."""
-    prefix = home / "mpi-wrapped"
-    test_user.run(tool(pyz, "wrap-container", "-w", "/usr/bin/python3", "--prefix", str(prefix), MPI_IMAGE),
-                  cwd=home)
-    return prefix
+    return wrapped_mpi_python(pyz, home, test_user)
 
 
 @pytest.fixture(scope="module")

@@ -12,17 +12,17 @@ from typing import Dict, List, Sequence
 
 import pytest
 
-from tests.helpers import make_owned_dir, tool
-from tests.integration.conftest import owned_file
+from tests.helpers import make_owned_dir
 from tests.integration.test_slurm import (
-    MPI_IMAGE,
     SLEEPER,
     batch_script,
     describe,
     leftovers,
     lines,
     start_time,
+    system_site_installation,
     wait_for_state,
+    wrapped_mpi_python,
 )
 
 PARTITION = "twonode"
@@ -92,21 +92,12 @@ def home(user_dirs, test_user) -> Path:  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def inst(pyz, home, test_user) -> Path:  # type: ignore[no-untyped-def]
-    """A pip installation that sees the host's packages (the host's Open MPI and mpi4py)."""
-    requirements = owned_file(home / "requirements.txt", "PyYAML==6.0.2\n", test_user)
-    prefix = home / "inst"
-    test_user.run(tool(pyz, "pip-containerize", "new", "--system-site-packages", "--prefix", str(prefix),
-                       str(requirements)), cwd=home)
-    return prefix
+    return system_site_installation(pyz, home, test_user)
 
 
 @pytest.fixture(scope="module")
 def mpi_wrapped(pyz, home, test_user) -> Path:  # type: ignore[no-untyped-def]
-    """The MPI image's own Python, Open MPI and mpi4py, isolated from the host."""
-    prefix = home / "mpi-wrapped"
-    test_user.run(tool(pyz, "wrap-container", "-w", "/usr/bin/python3", "--prefix", str(prefix), MPI_IMAGE),
-                  cwd=home)
-    return prefix
+    return wrapped_mpi_python(pyz, home, test_user)
 
 
 def srun(user, home: Path, *argv, env=None):  # type: ignore[no-untyped-def]

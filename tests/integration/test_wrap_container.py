@@ -3,7 +3,6 @@ import json
 import os
 import signal
 import subprocess
-import zipfile
 from functools import partial
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from tests.helpers import BASE_IMAGE, exit_status, make_owned_dir, popen, spawn, tool
 from tests.integration import conftest
 from tests.integration.conftest import WAIT_FOR_SIGNAL, owned_file, signal_when_ready, warm_up
+from tests.integration.image_fixtures import write_wheel
 
 pytestmark = pytest.mark.apptainer
 
@@ -39,17 +39,7 @@ def prefix(usr_bin):  # type: ignore[no-untyped-def]
 
 
 def make_wheel(directory: Path, who) -> Path:  # type: ignore[no-untyped-def]
-    """A pure-Python wheel written by hand: nothing is downloaded to build it."""
-    name, version = "tykkydemo", "1.0"
-    info = f"{name}-{version}.dist-info"
-    files = {f"{name}/__init__.py": "GREETING = 'hello from the wheel'\n",
-             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: tykky-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
-    wheel = directory / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for path, text in files.items():
-            archive.writestr(path, text)
-        archive.writestr(f"{info}/RECORD", "".join(f"{p},,\n" for p in files) + f"{info}/RECORD,,\n")
+    wheel = write_wheel(directory, "tykkydemo", "GREETING = 'hello from the wheel'\n")
     os.chown(wheel, who.uid, who.gid)
     return wheel
 
