@@ -67,8 +67,8 @@ def test_version_text_joins_the_parts():
 
 def test_exec_argv_orders_flags_overlays_binds_image_and_command():
     argv = exec_argv(RUNTIME, "/p/c.sif", ["python3", "-c", "x"], binds=["/a", "/b:/c"],
-                     overlays=["/p/img.sqfs:ro", "/w"], cleanenv=True, extra_flags=["--nv"])
-    assert argv == ["/usr/bin/apptainer", "-q", "exec", "--cleanenv", "--overlay", "/p/img.sqfs:ro",
+                     overlays=["/p/img.sqfs:ro", "/w"], extra_flags=["--nv"])
+    assert argv == ["/usr/bin/apptainer", "-q", "exec", "--overlay", "/p/img.sqfs:ro",
                     "--overlay", "/w", "--nv", "--bind", "/a,/b:/c", "/p/c.sif", "python3", "-c", "x"]
 
 

@@ -77,10 +77,8 @@ def bind_argument(binds: Sequence[str]) -> List[str]:
 
 def exec_argv(runtime: Runtime, container: str, command: Sequence[str], *,
               binds: Sequence[str] = (), overlays: Sequence[str] = (),
-              cleanenv: bool = False, extra_flags: Sequence[str] = ()) -> List[str]:
+              extra_flags: Sequence[str] = ()) -> List[str]:
     argv = [runtime.path, "-q", "exec"]
-    if cleanenv:
-        argv.append("--cleanenv")
     for overlay in overlays:
         argv += ["--overlay", overlay]
     return argv + list(extra_flags) + bind_argument(binds) + [container] + list(command)
